@@ -1,0 +1,348 @@
+"""Typed settings: defaults, a TOML file, the environment and the command line.
+
+Sources, later wins: the defaults below < the TOML file given as ``--config-file`` < environment
+variables ``STEWARD_<NAME>`` < command-line overrides. :func:`load_settings` reads them all and
+reports a bad value as a :class:`~steward.errors.ConfigError` that names the option, the value,
+where it came from and what is allowed.
+
+Option names and defaults follow nova and oslo where they have one (``report_interval``,
+``service_down_time``, ``rpc_response_timeout``...). Options marked *mutable* may change on
+SIGHUP without a restart; the others need one.
+
+Credentials inside ``transport_url`` and ``database_url`` are masked whenever settings are shown:
+in ``repr``/``str``, in :meth:`Settings.masked` and so in logs, reports and ``steward config show``.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import re
+import socket
+import tomllib
+import typing
+from pathlib import Path
+
+from pydantic import Field, PrivateAttr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from steward.errors import ConfigError
+
+__all__ = [
+    "ENV_PREFIX",
+    "Settings",
+    "get_settings",
+    "load_settings",
+    "mask_url",
+    "set_settings",
+]
+
+ENV_PREFIX = "STEWARD_"
+MASK = "***"
+
+# The TOML file of the load in progress. Pydantic-settings builds its sources in a classmethod,
+# so the path travels to it here rather than through the constructor.
+_config_file: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
+    "steward_config_file", default=None
+)
+
+
+def _option(
+    default: typing.Any,  # noqa: ANN401 - each option has its own type
+    description: str,
+    *,
+    mutable: bool = False,
+    secret: bool = False,
+    **constraints: typing.Any,  # noqa: ANN401 - pydantic Field constraints
+) -> typing.Any:  # noqa: ANN401 - pydantic's Field() is typed this way too
+    extra: dict[str, bool] = {"mutable": mutable, "secret": secret}
+    return Field(default, description=description, json_schema_extra=extra, **constraints)  # type: ignore[arg-type]
+
+
+class Settings(BaseSettings):
+    """Every steward option, with its default. Frozen: a reload makes a new object.
+
+    Construct it with :func:`load_settings` to read a TOML file and get :class:`ConfigError`s;
+    ``Settings()`` alone reads the defaults and the environment.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        extra="forbid",
+        frozen=True,
+        validate_default=True,
+    )
+
+    host: str = _option(
+        socket.gethostname(),
+        "Name of this host; RPC topic.host and the registry use it.",
+        min_length=1,
+    )
+    transport_url: str = _option(
+        "memory://",
+        "Where RPC and notifications travel: memory://, amqp://user:pass@host:5672/vhost, "
+        "nats://host:4222.",
+        secret=True,
+        min_length=1,
+    )
+    database_url: str = _option(
+        "sqlite+aiosqlite:///./steward.db",
+        "SQLAlchemy URL of the registry and managers' data.",
+        secret=True,
+        min_length=1,
+    )
+    control_exchange: str = _option(
+        "openstack",
+        "Default RabbitMQ exchange of RPC topics (oslo.messaging's name).",
+        min_length=1,
+    )
+    rpc_response_timeout: float = _option(
+        60.0, "Seconds a call waits for its reply.", mutable=True, gt=0
+    )
+    executor_thread_pool_size: int = _option(
+        64, "Threads running plain-def RPC methods and periodic tasks.", ge=1
+    )
+    report_interval: float = _option(
+        10.0, "Seconds between a service's heartbeats.", mutable=True, gt=0
+    )
+    service_down_time: float = _option(
+        60.0,
+        "Seconds since the last heartbeat after which a service is down.",
+        mutable=True,
+        gt=0,
+    )
+    periodic_enable: bool = _option(True, "Run the manager's periodic tasks.")
+    periodic_interval_max: float = _option(
+        60.0, "Longest sleep of the periodic-task loop between passes.", mutable=True, gt=0
+    )
+    periodic_fuzzy_delay: float = _option(
+        60.0,
+        "Upper bound of the random delay before the first periodic pass.",
+        mutable=True,
+        ge=0,
+    )
+    run_external_periodic_tasks: bool = _option(
+        True,
+        "Run tasks marked external_process_ok; turn off where another process runs them.",
+        mutable=True,
+    )
+    graceful_shutdown_timeout: float = _option(
+        60.0, "Seconds in-flight work may take to finish on stop.", mutable=True, ge=0
+    )
+    allowed_remote_exmods: typing.Annotated[list[str], NoDecode] = _option(
+        [],
+        "Modules whose exceptions a caller may re-raise by class (comma-separated or JSON).",
+        mutable=True,
+    )
+    tracing_enabled: bool = _option(
+        False, "Wrap manager methods and RPC hops in OpenTelemetry spans.", mutable=True
+    )
+    backdoor_port: str | None = _option(
+        None,
+        "Debug console port on 127.0.0.1: 'N', '0' (any free port) or a range 'A:B'. Off if unset.",
+    )
+    metrics_port: int | None = _option(
+        None, "Port of the Prometheus and health endpoint. Off if unset.", ge=0, le=65535
+    )
+    max_message_size: int = _option(
+        16 * 1024 * 1024, "Largest RPC message, in bytes, accepted or sent.", mutable=True, gt=0
+    )
+
+    _origins: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @field_validator("allowed_remote_exmods", mode="before")
+    @classmethod
+    def _split_module_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return _json_list(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("backdoor_port")
+    @classmethod
+    def _check_backdoor_port(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        match = re.fullmatch(r"\s*(\d+)\s*(?::\s*(\d+)\s*)?", value)
+        if match is None:
+            raise ValueError("expected a port 'N', '0' for any free port, or a range 'A:B'")
+        start = int(match.group(1))
+        end = int(match.group(2)) if match.group(2) is not None else start
+        if not 0 <= start <= end <= 65535:
+            raise ValueError("ports must be 0-65535 and a range 'A:B' needs A <= B")
+        return value.strip()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Order the sources: command line (init) > environment > TOML file > defaults."""
+        path = _config_file.get()
+        if path is None:
+            return (init_settings, env_settings)
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, path))
+
+    @classmethod
+    def mutable_options(cls) -> frozenset[str]:
+        """Names of the options a SIGHUP reload may change without a restart."""
+        return frozenset(name for name in cls.model_fields if _flag(name, "mutable"))
+
+    @classmethod
+    def secret_options(cls) -> frozenset[str]:
+        """Names of the options whose credentials are masked when shown."""
+        return frozenset(name for name in cls.model_fields if _flag(name, "secret"))
+
+    def origin(self, name: str) -> str:
+        """Where option ``name`` got its value: default, file, environment or command line."""
+        if name not in type(self).model_fields:
+            raise KeyError(name)
+        return self._origins.get(name, "default")
+
+    def masked(self) -> dict[str, object]:
+        """Return the options as a dict, with credentials in secret options replaced by ``***``."""
+        secret = self.secret_options()
+        return {
+            name: mask_url(value) if name in secret and isinstance(value, str) else value
+            for name, value in self.model_dump().items()
+        }
+
+    def __repr_args__(self) -> typing.Iterable[tuple[str | None, typing.Any]]:
+        return list(self.masked().items())
+
+
+def _flag(name: str, flag: str) -> bool:
+    extra = Settings.model_fields[name].json_schema_extra
+    return isinstance(extra, dict) and extra.get(flag) is True
+
+
+def _json_list(text: str) -> object:
+    import orjson  # noqa: PLC0415 - only settings given as JSON need it
+
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"not a JSON list: {exc}") from exc
+
+
+# user:password@ in the authority of a URL, possibly several comma-separated hosts
+# (oslo.messaging's "amqp://u:p@h1,u:p@h2/" form).
+_USERINFO = re.compile(r"(?P<lead>(?:://|,))(?P<user>[^:@/,]*):(?P<password>[^@/]*)@")
+# password=, secret=, token= in a query string (e.g. libpq's ?password=...).
+_SECRET_QUERY = re.compile(r"(?P<key>[?&][^=&]*(?:password|secret|token)[^=&]*)=[^&#]*", re.I)
+
+
+def mask_url(url: str) -> str:
+    """Replace passwords inside ``url`` (userinfo and ``password=`` query values) with ``***``.
+
+    >>> mask_url("amqp://guest:guest@127.0.0.1:5672/")
+    'amqp://guest:***@127.0.0.1:5672/'
+    """
+    masked = _USERINFO.sub(lambda m: f"{m['lead']}{m['user']}:{MASK}@", url)
+    return _SECRET_QUERY.sub(lambda m: f"{m['key']}={MASK}", masked)
+
+
+def load_settings(
+    *,
+    config_file: str | Path | None = None,
+    overrides: typing.Mapping[str, object] | None = None,
+) -> Settings:
+    """Read settings from defaults, ``config_file``, the environment and ``overrides``.
+
+    ``overrides`` are the command line's values (strings are converted as the environment's are).
+    Raises :class:`ConfigError` for an unreadable file, an unknown option or a bad value.
+    """
+    path = _check_config_file(config_file)
+    given = dict(overrides or {})
+    origins = _origins(path, given)
+    token = _config_file.set(path)
+    try:
+        settings = Settings(**typing.cast("dict[str, typing.Any]", given))
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, origins)) from exc
+    finally:
+        _config_file.reset(token)
+    settings._origins = origins  # noqa: SLF001 - set once by its own module
+    return settings
+
+
+def _check_config_file(config_file: str | Path | None) -> Path | None:
+    if config_file is None:
+        return None
+    path = Path(config_file)
+    try:
+        with path.open("rb") as stream:
+            tomllib.load(stream)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file {str(path)!r} does not exist") from exc
+    except OSError as exc:
+        raise ConfigError(f"config file {str(path)!r} cannot be read: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {str(path)!r} is not valid TOML: {exc}") from exc
+    return path
+
+
+def _origins(path: Path | None, overrides: dict[str, object]) -> dict[str, str]:
+    """Name the source each option's value comes from, in precedence order."""
+    origins: dict[str, str] = {}
+    if path is not None:
+        origins.update(dict.fromkeys(TomlConfigSettingsSource(Settings, path)(), "file"))
+    origins.update(dict.fromkeys(EnvSettingsSource(Settings)(), "environment"))
+    origins.update(dict.fromkeys(overrides, "command line"))
+    return origins
+
+
+def _describe(exc: ValidationError, origins: dict[str, str]) -> str:
+    problems = []
+    secret = Settings.secret_options()
+    for error in exc.errors():
+        name = str(error["loc"][0]) if error["loc"] else "?"
+        origin = origins.get(name, "default")
+        where = (
+            f" (from {origin}: {ENV_PREFIX}{name.upper()})"
+            if origin == "environment"
+            else (f" (from {origin})")
+        )
+        if error["type"] == "extra_forbidden":
+            known = ", ".join(sorted(Settings.model_fields))
+            problems.append(f"unknown option `{name}`{where}; known options: {known}")
+            continue
+        value = error.get("input")
+        if name in secret and isinstance(value, str):
+            value = mask_url(value)
+        message = str(error["msg"]).removeprefix("Value error, ")
+        problems.append(f"option `{name}`{where}: {message}, got {value!r}")
+    return "invalid settings: " + "; ".join(problems)
+
+
+_current: Settings | None = None
+
+
+def get_settings() -> Settings:
+    """Return the process's settings, loading defaults and the environment on first use.
+
+    The launcher installs the settings it loaded with :func:`set_settings`; library code (such as
+    :class:`~steward.Manager` falling back to ``settings.host``) reads them here.
+    """
+    global _current  # noqa: PLW0603 - the process-wide settings, as oslo's CONF
+    if _current is None:
+        _current = load_settings()
+    return _current
+
+
+def set_settings(settings: Settings | None) -> None:
+    """Install ``settings`` as the process's settings (None: reload from the environment)."""
+    global _current  # noqa: PLW0603 - the process-wide settings, as oslo's CONF
+    _current = settings

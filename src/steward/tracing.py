@@ -1,0 +1,111 @@
+"""OpenTelemetry spans around manager methods (the seed's osprofiler ``ManagerMeta``).
+
+:class:`~steward.Manager` wraps every public method of every subclass with :func:`traced` when the
+class is defined. While tracing is off (the default; ``tracing_enabled`` turns it on) a wrapped
+method costs one global read and one extra call: ``benchmarks/tracing.py`` measures it. While it
+is on, each call runs inside a span named ``"<trace name>:<Class>.<method>"`` (``rpc:VolumeManager
+.create_volume`` with the default ``__trace_args__ = {"name": "rpc"}``) carrying the manager's host
+and service name as the ``steward.host`` and ``steward.service`` attributes.
+
+Spans go to whatever tracer provider the process installed (the OpenTelemetry API's global one);
+with none installed they are non-recording and nearly free.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import typing
+from collections.abc import Awaitable, Callable
+
+from opentelemetry import trace
+
+__all__ = [
+    "ATTR_HOST",
+    "ATTR_SERVICE",
+    "is_tracing_enabled",
+    "set_tracing_enabled",
+    "traced",
+]
+
+ATTR_HOST = "steward.host"
+ATTR_SERVICE = "steward.service"
+
+_tracer = trace.get_tracer("steward")
+_enabled = False
+
+# Marks a function that already carries the wrapper, so a class is never wrapped twice.
+_TRACED_MARK = "__steward_traced__"
+
+F = typing.TypeVar("F", bound="Callable[..., object]")
+
+
+def set_tracing_enabled(enabled: bool) -> None:
+    """Turn the spans of traced methods on or off, for the whole process, at once."""
+    global _enabled  # noqa: PLW0603 - one switch read on every traced call
+    _enabled = enabled
+
+
+def is_tracing_enabled() -> bool:
+    """Return whether traced methods currently produce spans."""
+    return _enabled
+
+
+class _Traceable(typing.Protocol):
+    host: str
+    service_name: str
+
+
+def _start_span(owner: _Traceable, prefix: str, name: str) -> trace.Span:
+    # The class the method was called on names the span, and its __trace_args__ win over the
+    # defining class's, so an inherited hook is "rpc:VolumeManager.init_host".
+    cls = type(owner)
+    trace_args = getattr(cls, "__trace_args__", None)
+    if isinstance(trace_args, dict):
+        prefix = str(trace_args.get("name", prefix))
+    return _tracer.start_span(
+        f"{prefix}:{cls.__name__}.{name}",
+        attributes={
+            ATTR_HOST: str(getattr(owner, "host", "")),
+            ATTR_SERVICE: str(getattr(owner, "service_name", "")),
+        },
+    )
+
+
+def traced(fn: F, *, prefix: str) -> F:
+    """Wrap method ``fn`` so that, while tracing is enabled, each call runs in a span.
+
+    The span's name is ``"<prefix>:<class of self>.<fn name>"``, so an inherited method is named
+    after the class it was called on. ``async def`` methods get an ``async def`` wrapper, so
+    :func:`inspect.iscoroutinefunction` still tells them apart; signature and docstring are kept.
+    Exceptions are recorded on the span and re-raised unchanged.
+    """
+    if getattr(fn, _TRACED_MARK, False):
+        return fn
+    name = fn.__name__
+    wrapper: Callable[..., object]
+    if inspect.iscoroutinefunction(fn):
+        async_fn = typing.cast("Callable[..., Awaitable[object]]", fn)
+
+        @functools.wraps(fn)
+        async def async_wrapper(self: _Traceable, /, *args: object, **kwargs: object) -> object:
+            if not _enabled:
+                return await async_fn(self, *args, **kwargs)
+            span = _start_span(self, prefix, name)
+            with trace.use_span(span, end_on_exit=True):
+                return await async_fn(self, *args, **kwargs)
+
+        wrapper = async_wrapper
+    else:
+
+        @functools.wraps(fn)
+        def sync_wrapper(self: _Traceable, /, *args: object, **kwargs: object) -> object:
+            if not _enabled:
+                return fn(self, *args, **kwargs)
+            span = _start_span(self, prefix, name)
+            with trace.use_span(span, end_on_exit=True):
+                return fn(self, *args, **kwargs)
+
+        wrapper = sync_wrapper
+    setattr(wrapper, _TRACED_MARK, True)
+    return typing.cast("F", wrapper)
