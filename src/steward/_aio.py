@@ -40,4 +40,7 @@ async def call_sync_or_async(
         return await result
     loop = asyncio.get_running_loop()
     call = functools.partial(contextvars.copy_context().run, fn, *args)
-    return await loop.run_in_executor(executor, call)
+    result = await loop.run_in_executor(executor, call)
+    if inspect.isawaitable(result):  # a plain def that hands back a coroutine
+        return await result
+    return result

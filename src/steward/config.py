@@ -319,11 +319,11 @@ def _describe(exc: ValidationError, origins: dict[str, str]) -> str:
             known = ", ".join(sorted(Settings.model_fields))
             problems.append(f"unknown option `{name}`{where}; known options: {known}")
             continue
-        value = error.get("input")
-        if name in secret and isinstance(value, str):
-            value = mask_url(value)
+        shown = repr(error.get("input"))
+        if name in secret:
+            shown = mask_url(shown)
         message = str(error["msg"]).removeprefix("Value error, ")
-        problems.append(f"option `{name}`{where}: {message}, got {value!r}")
+        problems.append(f"option `{name}`{where}: {message}, got {shown}")
     return "invalid settings: " + "; ".join(problems)
 
 

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import inspect
 import typing
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
+from concurrent.futures import Executor
 
+from steward._aio import call_sync_or_async
 from steward.clock import Clock
 from steward.config import Settings, get_settings
 from steward.context import RequestContext
@@ -24,7 +26,7 @@ from steward.notify import NoopNotifier
 from steward.periodic import PeriodicScheduler, PeriodicTaskSpec, collect_periodic_tasks
 from steward.tracing import traced
 
-__all__ = ["Manager"]
+__all__ = ["HOOKS", "Manager", "run_hook"]
 
 
 class Manager:
@@ -75,26 +77,54 @@ class Manager:
         """Run the periodic tasks that are due; return seconds until the next is due (<= 60)."""
         return await self.periodic_scheduler.run_due(context, raise_on_error=raise_on_error)
 
-    async def init_host(self, service_ref: object | None) -> None:
+    # The hooks return ``Awaitable[None] | None`` so that subclasses may override them with a
+    # plain ``def`` or an ``async def`` and still type-check; run_hook() awaits either.
+
+    def init_host(self, service_ref: object | None) -> Awaitable[None] | None:
         """Prepare the host before the service starts; its registry record may not exist yet.
 
         ``service_ref`` is this service's registry record from a previous run, or None.
         """
+        return None
 
-    async def pre_start_hook(self, service_ref: object | None) -> None:
+    def pre_start_hook(self, service_ref: object | None) -> Awaitable[None] | None:
         """Run after the service record is created or updated, before RPC consumers start."""
+        return None
 
-    async def post_start_hook(self) -> None:
+    def post_start_hook(self) -> Awaitable[None] | None:
         """Run once RPC consumers are started, before heartbeats and periodic tasks begin."""
+        return None
 
-    async def cleanup_host(self) -> None:
+    def cleanup_host(self) -> Awaitable[None] | None:
         """Release what the manager holds, after the service stopped consuming."""
+        return None
 
-    async def reset(self) -> None:
+    def reset(self) -> Awaitable[None] | None:
         """Drop cached state on SIGHUP, after the configuration is re-read."""
+        return None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} host={self.host!r} service_name={self.service_name!r}>"
+
+
+HOOKS = ("init_host", "pre_start_hook", "post_start_hook", "cleanup_host", "reset")
+"""The lifecycle hooks, in the order a service's life calls them (reset comes on SIGHUP)."""
+
+
+async def run_hook(
+    manager: Manager, name: str, *args: object, executor: Executor | None = None
+) -> None:
+    """Call lifecycle hook ``name`` of ``manager`` and wait for it, however it was written.
+
+    An ``async def`` override is awaited on the loop; a plain ``def`` one runs in ``executor``
+    (None: the loop's default), with the current context; a hook the subclass did not override
+    is skipped. Exceptions propagate to the caller.
+    """
+    if name not in HOOKS:
+        raise ValueError(f"`name` must be one of {', '.join(HOOKS)}, got {name!r}")
+    if getattr(type(manager), name) is getattr(Manager, name):
+        return
+    await call_sync_or_async(getattr(manager, name), *args, executor=executor)
 
 
 def _trace_public_methods(cls: type[Manager]) -> None:

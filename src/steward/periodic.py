@@ -226,7 +226,9 @@ class PeriodicScheduler:
     :meth:`start` or at the first :meth:`run_due`, whichever comes first.
 
     ``executor`` runs plain ``def`` tasks (None: the loop's default executor). ``jitter`` gives a
-    number in [0, 1) per run (:func:`random.random` by default; tests pass ``lambda: 0.0``).
+    number in [0, 1) per run, scaled to at most :data:`MAX_JITTER` of the spacing
+    (:func:`random.random` by default; tests set ``scheduler.jitter = lambda: 0.0`` to assert
+    exact times).
     """
 
     def __init__(
@@ -243,7 +245,7 @@ class PeriodicScheduler:
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.executor = executor
         self.run_external = run_external
-        self._jitter = jitter
+        self.jitter = jitter
         self._entries: list[_Entry] = []
         for spec, fn in tasks:
             if not spec.schedulable:
@@ -261,6 +263,7 @@ class PeriodicScheduler:
                 )
             )
         self._heap: list[tuple[float, _Entry]] = []
+        self._threads: set[asyncio.Future[object]] = set()
         self._started = False
 
     @property
@@ -334,7 +337,7 @@ class PeriodicScheduler:
         due = boundary + interval
         if due <= now:  # float rounding put the boundary one step behind
             due += interval
-        return due + interval * MAX_JITTER * self._jitter()
+        return due + interval * MAX_JITTER * self.jitter()
 
     async def _run(
         self, entry: _Entry, context: RequestContext, started: float, *, raise_on_error: bool
@@ -377,4 +380,15 @@ class PeriodicScheduler:
                 done.exception()  # retrieved here too, in case the pass was cancelled
 
         future.add_done_callback(finished)
+        self._threads.add(future)
+        future.add_done_callback(self._threads.discard)
         await asyncio.shield(future)
+
+    async def wait_threads(self) -> None:
+        """Wait until every ``def`` task still running in a thread has returned.
+
+        A cancelled pass stops waiting for its thread, but the thread runs on; a service that
+        stops calls this before ``cleanup_host`` so no task outlives it.
+        """
+        while self._threads:
+            await asyncio.wait(set(self._threads))

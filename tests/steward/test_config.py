@@ -1,0 +1,233 @@
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from steward import config
+from steward.config import Settings, load_settings, mask_url
+from steward.errors import ConfigError
+
+
+def test_defaults_follow_the_design() -> None:
+    settings = load_settings()
+    assert settings.host == socket.gethostname()
+    assert settings.transport_url == "memory://"
+    assert settings.database_url == "sqlite+aiosqlite:///./steward.db"
+    assert settings.control_exchange == "openstack"
+    assert settings.rpc_response_timeout == 60
+    assert settings.executor_thread_pool_size == 64
+    assert settings.report_interval == 10
+    assert settings.service_down_time == 60
+    assert settings.periodic_interval_max == 60
+    assert settings.periodic_fuzzy_delay == 60
+    assert settings.graceful_shutdown_timeout == 60
+    assert settings.allowed_remote_exmods == []
+    assert settings.tracing_enabled is False
+    assert settings.backdoor_port is None
+    assert settings.metrics_port is None
+    assert settings.max_message_size == 16 * 1024 * 1024
+    assert all(settings.origin(name) == "default" for name in Settings.model_fields)
+
+
+@pytest.fixture
+def config_file(tmp_path: Path) -> Path:
+    path = tmp_path / "steward.toml"
+    path.write_text('host = "from-file"\nreport_interval = 5\nservice_down_time = 50\n')
+    return path
+
+
+def test_file_overrides_defaults(config_file: Path) -> None:
+    settings = load_settings(config_file=config_file)
+    assert settings.host == "from-file"
+    assert settings.report_interval == 5
+    assert settings.origin("host") == "file"
+    assert settings.origin("control_exchange") == "default"
+
+
+def test_environment_overrides_file(config_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STEWARD_REPORT_INTERVAL", "7")
+    settings = load_settings(config_file=config_file)
+    assert settings.report_interval == 7
+    assert settings.origin("report_interval") == "environment"
+    assert settings.service_down_time == 50
+    assert settings.origin("service_down_time") == "file"
+
+
+def test_command_line_overrides_environment(
+    config_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STEWARD_REPORT_INTERVAL", "7")
+    monkeypatch.setenv("STEWARD_HOST", "from-env")
+    settings = load_settings(config_file=config_file, overrides={"report_interval": "8"})
+    assert settings.report_interval == 8
+    assert settings.origin("report_interval") == "command line"
+    assert settings.host == "from-env"
+    assert settings.origin("host") == "environment"
+
+
+def test_environment_names_are_case_insensitive(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("steward_control_exchange", "nova")
+    assert load_settings().control_exchange == "nova"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        pytest.param("nova.exception, mylib.errors", ["nova.exception", "mylib.errors"], id="csv"),
+        pytest.param('["nova.exception"]', ["nova.exception"], id="json"),
+        pytest.param("", [], id="empty"),
+    ],
+)
+def test_module_lists_accept_commas_or_json(
+    raw: str, expected: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STEWARD_ALLOWED_REMOTE_EXMODS", raw)
+    assert load_settings().allowed_remote_exmods == expected
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fragments"),
+    [
+        pytest.param(
+            {"report_interval": "ten"},
+            ["`report_interval`", "from command line", "'ten'", "valid number"],
+            id="not-a-number",
+        ),
+        pytest.param(
+            {"report_interval": "0"},
+            ["`report_interval`", "greater than 0", "'0'"],
+            id="not-positive",
+        ),
+        pytest.param(
+            {"backdoor_port": "9000:8000"},
+            ["`backdoor_port`", "A <= B", "'9000:8000'"],
+            id="reversed-range",
+        ),
+        pytest.param(
+            {"backdoor_port": "console"},
+            ["`backdoor_port`", "'A:B'", "'console'"],
+            id="not-a-port",
+        ),
+        pytest.param(
+            {"metrics_port": "70000"},
+            ["`metrics_port`", "65535", "'70000'"],
+            id="port-too-large",
+        ),
+        pytest.param(
+            {"report_intervall": "5"},
+            ["unknown option `report_intervall`", "known options:", "report_interval"],
+            id="misspelt",
+        ),
+    ],
+)
+def test_bad_values_name_the_option_the_value_and_what_is_allowed(
+    overrides: dict[str, str], fragments: list[str]
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(overrides=overrides)
+    for fragment in fragments:
+        assert fragment in str(caught.value)
+    assert isinstance(caught.value, ValueError)
+
+
+def test_bad_environment_value_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STEWARD_SERVICE_DOWN_TIME", "-3")
+    with pytest.raises(ConfigError, match=r"STEWARD_SERVICE_DOWN_TIME.*'-3'"):
+        load_settings()
+
+
+def test_missing_and_malformed_config_files_are_clear(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(config_file=tmp_path / "absent.toml")
+    broken = tmp_path / "broken.toml"
+    broken.write_text("host = \n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(config_file=broken)
+
+
+def test_unknown_option_in_file_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "steward.toml"
+    path.write_text("no_such_option = 1\n")
+    with pytest.raises(ConfigError, match=r"unknown option `no_such_option` \(from file\)"):
+        load_settings(config_file=path)
+
+
+@pytest.mark.parametrize(
+    ("url", "masked"),
+    [
+        pytest.param(
+            "amqp://guest:guest@127.0.0.1:5672/", "amqp://guest:***@127.0.0.1:5672/", id="amqp"
+        ),
+        pytest.param(
+            "amqp://a:p1@h1:5672,b:p2@h2:5672/vhost",
+            "amqp://a:***@h1:5672,b:***@h2:5672/vhost",
+            id="several-hosts",
+        ),
+        pytest.param(
+            "postgresql+asyncpg://me:s3cr%40t@db/steward?sslmode=require&password=x",
+            "postgresql+asyncpg://me:***@db/steward?sslmode=require&password=***",
+            id="query-password",
+        ),
+        pytest.param("memory://", "memory://", id="no-credentials"),
+        pytest.param("nats://user@host:4222", "nats://user@host:4222", id="user-only"),
+    ],
+)
+def test_mask_url_hides_passwords_only(url: str, masked: str) -> None:
+    assert mask_url(url) == masked
+
+
+def test_secrets_never_appear_when_settings_are_shown() -> None:
+    settings = load_settings(
+        overrides={
+            "transport_url": "amqp://guest:hunter2@127.0.0.1:5672/",
+            "database_url": "postgresql+asyncpg://me:opensesame@127.0.0.1/test",
+        }
+    )
+    for shown in (repr(settings), str(settings), str(settings.masked())):
+        assert "hunter2" not in shown
+        assert "opensesame" not in shown
+        assert "guest:***@" in shown
+    assert settings.transport_url == "amqp://guest:hunter2@127.0.0.1:5672/"
+
+
+def test_secret_in_a_bad_value_is_masked_in_the_error() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(overrides={"transport_url": "", "report_interval": "x"})
+    assert "report_interval" in str(caught.value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(overrides={"database_url": ["sqlite://u:topsecret@h/db"]})
+    assert "topsecret" not in str(caught.value)
+
+
+def test_mutable_options_are_marked() -> None:
+    mutable = Settings.mutable_options()
+    assert {"report_interval", "rpc_response_timeout", "tracing_enabled"} <= mutable
+    assert {"host", "transport_url", "database_url", "executor_thread_pool_size"}.isdisjoint(
+        mutable
+    )
+    assert Settings.secret_options() == {"transport_url", "database_url"}
+
+
+def test_settings_are_frozen() -> None:
+    settings = load_settings()
+    with pytest.raises(ValueError, match="frozen"):
+        settings.host = "elsewhere"
+
+
+def test_get_settings_loads_once_and_set_settings_replaces(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("STEWARD_HOST", "first")
+    first = config.get_settings()
+    monkeypatch.setenv("STEWARD_HOST", "second")
+    assert config.get_settings() is first
+    replacement = load_settings(overrides={"host": "third"})
+    config.set_settings(replacement)
+    assert config.get_settings().host == "third"
+
+
+def test_origin_of_unknown_option_raises() -> None:
+    with pytest.raises(KeyError):
+        load_settings().origin("nope")
