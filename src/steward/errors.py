@@ -6,13 +6,29 @@
     ├── ConfigError (ValueError)           a setting is missing, malformed or out of range
     ├── DriverNotFound (LookupError)       no driver of that kind has that name
     ├── DriverLoadError (ImportError)      a driver was found but could not be loaded or built
-    └── PeriodicTaskError                  a periodic task was declared wrongly
-        └── InvalidPeriodicTaskArg (ValueError, TypeError)
+    ├── PeriodicTaskError                  a periodic task was declared wrongly
+    │   └── InvalidPeriodicTaskArg (ValueError, TypeError)
+    └── MessagingError                     anything RPC (oslo.messaging's names)
+        ├── InvalidTransportURL (ValueError)   unknown scheme or malformed transport URL
+        ├── InvalidTarget (ValueError)     a Target that cannot be sent to (no topic, call+fanout)
+        ├── RPCVersionCapError             asked for a version above the client's version_cap
+        ├── MessagingTimeout (TimeoutError)    no reply within the call's timeout
+        ├── MessageDeliveryFailure         the transport could not hand the message over
+        ├── MalformedMessage (ValueError)  bytes from the wire that are not a steward/oslo message
+        ├── MessageTooLarge (ValueError)   a message above max_message_size
+        ├── TransportClosed                the transport was closed while in use
+        ├── RemoteError                    a remote exception whose class may not be imported here
+        └── RPCDispatchError               the server could not run the requested method
+            ├── UnsupportedVersion         no endpoint has that namespace and a compatible version
+            ├── NoSuchMethod (AttributeError)  the endpoint has no public method of that name
+            └── InvalidArguments (TypeError)   arguments do not match the method's signature
 
-Later capabilities (RPC, services, the registry) add their branches here, keeping the names
-oslo.messaging users know (``MessagingTimeout``, ``RemoteError``, ``UnsupportedVersion``...).
-Each exception that mixes in a stdlib type does so where it is one, so ``except ValueError``
-keeps working for callers that do not know steward.
+Names follow oslo.messaging where it has one (``MessagingTimeout``, ``RemoteError``,
+``UnsupportedVersion``...). Each exception that mixes in a stdlib type does so where it is one, so
+``except ValueError`` keeps working for callers that do not know steward.
+
+An exception's ``args`` are its constructor's arguments (its message is built by ``__str__``), so
+one raised by a remote method is re-created on the caller's side as ``cls(*args)``.
 """
 
 from __future__ import annotations
@@ -21,9 +37,23 @@ __all__ = [
     "ConfigError",
     "DriverLoadError",
     "DriverNotFound",
+    "InvalidArguments",
     "InvalidPeriodicTaskArg",
+    "InvalidTarget",
+    "InvalidTransportURL",
+    "MalformedMessage",
+    "MessageDeliveryFailure",
+    "MessageTooLarge",
+    "MessagingError",
+    "MessagingTimeout",
+    "NoSuchMethod",
     "PeriodicTaskError",
+    "RPCDispatchError",
+    "RPCVersionCapError",
+    "RemoteError",
     "StewardError",
+    "TransportClosed",
+    "UnsupportedVersion",
 ]
 
 
@@ -46,13 +76,16 @@ class DriverNotFound(StewardError, LookupError):
     """
 
     def __init__(self, kind: str, name: str, available: list[str]) -> None:
+        super().__init__(kind, name, available)
         self.kind = kind
         self.name = name
         self.available = available
-        listed = ", ".join(available) if available else "none are installed"
-        super().__init__(
-            f"no {kind!r} driver named {name!r}; available {kind!r} drivers: {listed} "
-            f"(or give a 'module:Class' path)"
+
+    def __str__(self) -> str:
+        listed = ", ".join(self.available) if self.available else "none are installed"
+        return (
+            f"no {self.kind!r} driver named {self.name!r}; available {self.kind!r} drivers: "
+            f"{listed} (or give a 'module:Class' path)"
         )
 
 
@@ -72,4 +105,147 @@ class InvalidPeriodicTaskArg(PeriodicTaskError, ValueError, TypeError):
 
     The name follows oslo.service's ``InvalidPeriodicTaskArg``; it is both a ``ValueError`` and a
     ``TypeError`` so either ``except`` clause catches it.
+    """
+
+
+class MessagingError(StewardError):
+    """The root of RPC and notification errors (oslo.messaging's ``MessagingException``)."""
+
+
+class InvalidTransportURL(MessagingError, ValueError):
+    """``transport_url`` has an unknown scheme or cannot be parsed.
+
+    Raised by :func:`steward.rpc.get_transport`; the message lists the known schemes.
+    """
+
+
+class InvalidTarget(MessagingError, ValueError):
+    """A :class:`~steward.rpc.Target` cannot be used for what was asked.
+
+    Raised on the caller's side: a target without a topic, ``call`` with ``fanout=True``, a
+    malformed version string.
+    """
+
+    def __init__(self, message: str, target: object = None) -> None:
+        super().__init__(message)
+        self.target = target
+
+
+class RPCVersionCapError(MessagingError):
+    """The call asks for a version above the client's ``version_cap``.
+
+    Raised by :meth:`RPCClient.call` / ``cast`` before anything is sent; check
+    :meth:`RPCClient.can_send_version` first to fall back to an older version.
+    """
+
+    def __init__(self, version: str, version_cap: str) -> None:
+        super().__init__(version, version_cap)
+        self.version = version
+        self.version_cap = version_cap
+
+    def __str__(self) -> str:
+        return (
+            f"requested message version {self.version} is above the version cap "
+            f"{self.version_cap}; check can_send_version() and send an older version"
+        )
+
+
+class MessagingTimeout(MessagingError, TimeoutError):
+    """No reply came within the call's timeout.
+
+    Raised by :meth:`RPCClient.call`; a reply that comes later is logged and dropped.
+    """
+
+
+class MessageDeliveryFailure(MessagingError):
+    """The transport could not hand a message to the broker (after its retries)."""
+
+
+class MalformedMessage(MessagingError, ValueError):
+    """Bytes from the wire are not a message steward or oslo.messaging would send.
+
+    Raised while decoding; a server logs it, answers with it when the message names a reply
+    address, and keeps serving.
+    """
+
+
+class MessageTooLarge(MessagingError, ValueError):
+    """A message is larger than ``max_message_size``; it is neither sent nor handled."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(size, limit)
+        self.size = size
+        self.limit = limit
+
+    def __str__(self) -> str:
+        return (
+            f"message of {self.size} bytes is larger than max_message_size ({self.limit} "
+            f"bytes); send less data per call or raise the setting on both sides"
+        )
+
+
+class TransportClosed(MessagingError):
+    """The transport was closed while a call, cast or listener was using it."""
+
+
+class RemoteError(MessagingError):
+    """An exception raised by the remote method whose class may not be re-created here.
+
+    The client re-raises a remote exception as its own class only when the class's module is in
+    ``allowed_remote_exmods`` (or is ``builtins`` or steward's own errors); anything else arrives
+    as this, with the remote class name, message and traceback text. Nothing named by a message is
+    ever imported otherwise.
+    """
+
+    def __init__(
+        self,
+        exc_type: str | None = None,
+        value: str | None = None,
+        traceback: str | None = None,
+    ) -> None:
+        super().__init__(exc_type, value, traceback)
+        self.exc_type = exc_type
+        self.value = value
+        self.traceback = traceback
+
+    def __str__(self) -> str:
+        return f"Remote error: {self.exc_type} {self.value}\n{self.traceback}."
+
+
+class RPCDispatchError(MessagingError):
+    """The server received the request but could not run the method it names."""
+
+
+class UnsupportedVersion(RPCDispatchError):
+    """No endpoint has the requested namespace and a compatible version.
+
+    Compatible means same major version and a minor version at least the requested one.
+    """
+
+    def __init__(self, version: str, method: str | None = None) -> None:
+        super().__init__(version, method)
+        self.version = version
+        self.method = method
+
+    def __str__(self) -> str:
+        message = f"Endpoint does not support RPC version {self.version}"
+        return f"{message}. Attempted method: {self.method}" if self.method else message
+
+
+class NoSuchMethod(RPCDispatchError, AttributeError):
+    """The matching endpoint has no public method of the requested name."""
+
+    def __init__(self, method: str) -> None:
+        super().__init__(method)
+        self.method = method
+
+    def __str__(self) -> str:
+        return f"Endpoint does not support RPC method {self.method}"
+
+
+class InvalidArguments(RPCDispatchError, TypeError):
+    """The request's arguments do not fit the method's signature and type hints; nothing ran.
+
+    The message names the method and each argument that is missing, unexpected or of the
+    wrong type.
     """

@@ -1,0 +1,27 @@
+"""RPC between managers: targets, clients, servers and the transports under them.
+
+``get_transport(url)`` picks a transport by URL; :class:`RPCClient` calls and casts to a
+:class:`Target`; :class:`RPCServer` serves endpoints on one. The names and semantics follow
+oslo.messaging, and on RabbitMQ so does the wire format.
+"""
+
+from __future__ import annotations
+
+from steward.rpc.client import RPCClient
+from steward.rpc.dispatcher import Dispatcher
+from steward.rpc.serializer import NoOpSerializer, Serializer
+from steward.rpc.server import RPCServer
+from steward.rpc.target import Target
+from steward.rpc.transports import get_transport
+from steward.rpc.transports.base import Transport
+
+__all__ = [
+    "Dispatcher",
+    "NoOpSerializer",
+    "RPCClient",
+    "RPCServer",
+    "Serializer",
+    "Target",
+    "Transport",
+    "get_transport",
+]

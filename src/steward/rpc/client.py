@@ -1,0 +1,253 @@
+"""RPCClient: call a method on a remote server and wait for its result, or cast and go.
+
+As oslo.messaging's ``RPCClient``: a client holds a transport and a :class:`Target`;
+:meth:`RPCClient.prepare` returns a copy aimed elsewhere (a server, a version, a timeout);
+:meth:`RPCClient.call` sends and waits for the reply, :meth:`RPCClient.cast` sends one way.
+
+All calls on a transport share one reply address: each call registers a future under its message
+id, and the reply consumer resolves it. There is no lock around calls; a reply that arrives after
+its call timed out is logged and dropped, never handed to another call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import typing
+import weakref
+
+from steward import config
+from steward.context import RequestContext, get_current
+from steward.errors import (
+    InvalidTarget,
+    MalformedMessage,
+    MessagingTimeout,
+    RPCVersionCapError,
+)
+from steward.rpc import wire
+from steward.rpc.serializer import Serializer
+from steward.rpc.target import Target, parse_version, version_is_compatible
+from steward.rpc.transports.base import Transport
+
+__all__ = ["RPCClient"]
+
+LOG = logging.getLogger(__name__)
+
+_UNSET: typing.Any = object()
+# oslo remembers the last 16 _unique_id values per consumer to drop redelivered duplicates.
+_SEEN_IDS = 16
+
+
+class _ReplyWaiter:
+    """The reply consumer of one transport: routes replies to waiting calls by message id."""
+
+    def __init__(self, transport: Transport) -> None:
+        self._transport = transport
+        self._address: str | None = None
+        self._lock = asyncio.Lock()
+        self.pending: dict[str, asyncio.Future[wire.Reply]] = {}
+        self._seen: collections.deque[str] = collections.deque(maxlen=_SEEN_IDS)
+
+    async def address(self) -> str:
+        if self._address is None:
+            async with self._lock:
+                if self._address is None:
+                    self._address = await self._transport.listen_replies(self.on_reply)
+        return self._address
+
+    def on_reply(self, body: bytes) -> None:
+        try:
+            reply = wire.parse_reply(wire.decode(body))
+        except MalformedMessage as exc:
+            LOG.warning("Dropping a malformed reply: %s", exc)
+            return
+        if reply.unique_id is not None:
+            if reply.unique_id in self._seen:
+                LOG.info("Ignoring duplicate reply %s to %s", reply.unique_id, reply.msg_id)
+                return
+            self._seen.append(reply.unique_id)
+        future = self.pending.get(reply.msg_id)
+        if future is None or future.done():
+            LOG.info("No call waits for a reply to message %s (late reply); dropped", reply.msg_id)
+            return
+        if reply.ending or reply.result is not None or reply.failure is not None:
+            future.set_result(reply)
+        # else: a call-monitor heartbeat ("still working"); the call keeps waiting.
+
+
+_waiters: weakref.WeakKeyDictionary[Transport, _ReplyWaiter] = weakref.WeakKeyDictionary()
+
+
+def _waiter_for(transport: Transport) -> _ReplyWaiter:
+    waiter = _waiters.get(transport)
+    if waiter is None:
+        waiter = _waiters[transport] = _ReplyWaiter(transport)
+    return waiter
+
+
+class RPCClient:
+    """Calls and casts to the servers of ``target``'s topic over ``transport``.
+
+    ``timeout`` bounds each call (None: the ``rpc_response_timeout`` setting, read at call time);
+    ``version_cap`` is the highest version this client may send (None: no cap);
+    ``serializer`` converts arguments, results and the context (default :class:`Serializer`).
+    ``allowed_remote_exmods`` lists modules whose exceptions are re-raised by class (None: the
+    setting of that name).
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        target: Target,
+        *,
+        timeout: float | None = None,
+        version_cap: str | None = None,
+        serializer: Serializer | None = None,
+        allowed_remote_exmods: typing.Sequence[str] | None = None,
+    ) -> None:
+        if not isinstance(target, Target):
+            raise InvalidTarget(f"`target` must be a Target, got {target!r}", target)
+        if version_cap is not None:
+            parse_version(version_cap)
+        if timeout is not None and timeout <= 0:
+            raise ValueError(f"`timeout` must be a number of seconds > 0, got {timeout!r}")
+        self.transport = transport
+        self.target = target
+        self.timeout = timeout
+        self.version_cap = version_cap
+        self.serializer = serializer if serializer is not None else Serializer()
+        self.allowed_remote_exmods = (
+            tuple(allowed_remote_exmods) if allowed_remote_exmods is not None else None
+        )
+
+    def prepare(
+        self,
+        *,
+        server: str | None = _UNSET,
+        version: str = _UNSET,
+        namespace: str | None = _UNSET,
+        fanout: bool = _UNSET,
+        exchange: str | None = _UNSET,
+        timeout: float | None = _UNSET,
+        version_cap: str | None = _UNSET,
+    ) -> RPCClient:
+        """Return a client like this one with the given target fields and options changed."""
+        changes = {
+            name: value
+            for name, value in (
+                ("server", server),
+                ("version", version),
+                ("namespace", namespace),
+                ("fanout", fanout),
+                ("exchange", exchange),
+            )
+            if value is not _UNSET
+        }
+        return RPCClient(
+            self.transport,
+            self.target.replace(**changes),
+            timeout=self.timeout if timeout is _UNSET else timeout,
+            version_cap=self.version_cap if version_cap is _UNSET else version_cap,
+            serializer=self.serializer,
+            allowed_remote_exmods=self.allowed_remote_exmods,
+        )
+
+    def can_send_version(self, version: str | None = None) -> bool:
+        """Return whether ``version`` (default: the target's) is within the version cap."""
+        if self.version_cap is None:
+            return True
+        return version_is_compatible(self.version_cap, version or self.target.version)
+
+    def _check(self, *, call: bool) -> None:
+        target = self.target
+        if not target.topic:
+            raise InvalidTarget(f"a topic is required to send a message, got {target}", target)
+        if call and target.fanout:
+            raise InvalidTarget("a call cannot be fanned out; cast instead", target)
+        if not self.can_send_version():
+            assert self.version_cap is not None  # noqa: S101 - can_send_version is True otherwise
+            raise RPCVersionCapError(target.version, self.version_cap)
+
+    def _args(self, context: RequestContext | None, kwargs: dict[str, object]) -> dict[str, object]:
+        serialize = self.serializer.serialize_entity
+        return {name: serialize(context, value) for name, value in kwargs.items()}
+
+    def _encode(self, inner: wire.JSONDict, method: str) -> bytes:
+        try:
+            return wire.encode(inner, max_size=self.transport.max_message_size)
+        except TypeError as exc:
+            raise TypeError(f"arguments of {method!r} cannot be sent as JSON: {exc}") from exc
+
+    async def call(
+        self, context: RequestContext | None, method: str, /, **kwargs: object
+    ) -> object:
+        """Run ``method(context, **kwargs)`` on a server of the target and return its result.
+
+        ``context`` None means the current context (:func:`steward.context.get_current`).
+        Raises :class:`MessagingTimeout` when no reply comes within the timeout, the remote
+        exception (see :class:`~steward.errors.RemoteError`), :class:`InvalidTarget`,
+        :class:`RPCVersionCapError` or :class:`~steward.errors.MessageTooLarge`.
+        """
+        self._check(call=True)
+        context = context if context is not None else get_current()
+        timeout = self.timeout or self._settings().rpc_response_timeout
+        waiter = _waiter_for(self.transport)
+        reply_to = await waiter.address()
+        msg_id = wire.new_id()
+        inner = wire.request(
+            method,
+            self._args(context, kwargs),
+            self.serializer.serialize_context(context),
+            namespace=self.target.namespace,
+            version=self.target.version,
+            msg_id=msg_id,
+            reply_q=reply_to,
+        )
+        body = self._encode(inner, method)
+        future: asyncio.Future[wire.Reply] = asyncio.get_running_loop().create_future()
+        waiter.pending[msg_id] = future
+        try:
+            async with asyncio.timeout(timeout):
+                # The reply confirms the request, so the request needs no publisher confirm.
+                await self.transport.send(self.target, body, expiration=timeout, confirm=False)
+                reply = await future
+        except TimeoutError as exc:
+            raise MessagingTimeout(
+                f"Timed out waiting for a reply to message ID {msg_id} "
+                f"({method!r} on {self.target.topic}, after {timeout:g} s)"
+            ) from exc
+        finally:
+            waiter.pending.pop(msg_id, None)
+        if reply.failure is not None:
+            raise wire.deserialize_failure(reply.failure, self._allowed_modules())
+        return self.serializer.deserialize_entity(context, reply.result)
+
+    async def cast(self, context: RequestContext | None, method: str, /, **kwargs: object) -> None:
+        """Send ``method(context, **kwargs)`` to the target and return once it is handed over.
+
+        With ``fanout=True`` every server of the topic gets it. Nothing comes back: neither the
+        result nor an exception.
+        """
+        self._check(call=False)
+        context = context if context is not None else get_current()
+        inner = wire.request(
+            method,
+            self._args(context, kwargs),
+            self.serializer.serialize_context(context),
+            namespace=self.target.namespace,
+            version=self.target.version,
+        )
+        await self.transport.send(self.target, self._encode(inner, method), confirm=True)
+
+    def _allowed_modules(self) -> typing.Sequence[str]:
+        if self.allowed_remote_exmods is not None:
+            return self.allowed_remote_exmods
+        return self._settings().allowed_remote_exmods
+
+    @staticmethod
+    def _settings() -> config.Settings:
+        return config.get_settings()
+
+    def __repr__(self) -> str:
+        return f"RPCClient({self.transport!r}, {self.target})"

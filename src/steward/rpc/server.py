@@ -1,0 +1,213 @@
+"""RPCServer: consume a topic and run the requested endpoint methods.
+
+``await server.start()`` consumes ``topic``, ``topic.server`` and the topic's fanout;
+``await server.stop()`` stops consuming; ``await server.wait()`` waits until the requests in
+flight have finished (``wait(timeout=...)`` cancels what is left after ``timeout`` seconds and
+returns those messages to their queue: nothing accepted is lost).
+
+Each message is settled after it is handled: acknowledged once the method returned and the reply
+was sent (at-least-once, where oslo acknowledges on arrival), rejected when it can never be
+handled (malformed), requeued when the server stops mid-request. Bad input never stops the
+server: it logs one line, answers the caller with a precise error when the message names a reply
+address, and goes on. Redelivered duplicates are recognised by ``_unique_id`` (the last ids seen
+by this server, as oslo) and acknowledged without running twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from collections.abc import Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
+
+from steward import config
+from steward.errors import (
+    InvalidTarget,
+    MalformedMessage,
+    MessageTooLarge,
+    RPCDispatchError,
+)
+from steward.rpc import wire
+from steward.rpc.dispatcher import Dispatcher
+from steward.rpc.serializer import Serializer
+from steward.rpc.target import Target
+from steward.rpc.transports.base import IncomingMessage, Listener, Transport
+
+__all__ = ["RPCServer"]
+
+LOG = logging.getLogger(__name__)
+
+# How many recent _unique_id values to remember for duplicate detection. oslo keeps 16; a server
+# holding up to `prefetch` messages at once needs at least that many to catch a redelivery.
+_MIN_SEEN_IDS = 16
+
+
+class RPCServer:
+    """Serves ``endpoints`` on server ``target`` (a topic and a server name) over ``transport``.
+
+    ``executor`` runs plain ``def`` methods (default: a pool of ``executor_thread_pool_size``
+    threads owned by the server). ``prefetch`` bounds the requests in progress at once (default:
+    ``executor_thread_pool_size``).
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        target: Target,
+        endpoints: Sequence[object],
+        *,
+        serializer: Serializer | None = None,
+        executor: Executor | None = None,
+        prefetch: int | None = None,
+    ) -> None:
+        if not target.topic or not target.server:
+            raise InvalidTarget(f"a server target needs a topic and a server, got {target}")
+        settings = config.get_settings()
+        self.transport = transport
+        self.target = target
+        self._own_executor = executor is None
+        self.executor = executor or ThreadPoolExecutor(
+            max_workers=settings.executor_thread_pool_size,
+            thread_name_prefix=f"rpc-{target.topic}",
+        )
+        self.dispatcher = Dispatcher(endpoints, serializer=serializer, executor=self.executor)
+        self.prefetch = prefetch if prefetch is not None else settings.executor_thread_pool_size
+        self._listener: Listener | None = None
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._seen: collections.deque[str] = collections.deque(
+            maxlen=max(_MIN_SEEN_IDS, 2 * self.prefetch)
+        )
+        self.handled = 0
+        self.failed = 0
+
+    @property
+    def running(self) -> bool:
+        """Whether the server is consuming."""
+        return self._listener is not None
+
+    @property
+    def in_flight(self) -> int:
+        """Requests received and not yet finished."""
+        return len(self._in_flight)
+
+    async def start(self) -> None:
+        """Start consuming; calling it on a running server does nothing."""
+        if self._listener is None:
+            self._listener = await self.transport.listen(
+                self.target, self._on_message, prefetch=self.prefetch
+            )
+            LOG.info("RPC server consuming %s on %s", self.target, self.transport.url)
+
+    async def stop(self) -> None:
+        """Stop consuming; requests in flight go on (see :meth:`wait`)."""
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            await listener.stop()
+
+    async def wait(self, *, grace_period: float | None = None) -> None:
+        """Wait for requests in flight to finish.
+
+        After ``grace_period`` seconds (None: no limit) the ones still running are cancelled and
+        their messages returned to the queue.
+        """
+        if self._in_flight:
+            _, pending = await asyncio.wait(set(self._in_flight), timeout=grace_period)
+            if pending:
+                LOG.warning(
+                    "%d requests still running after %s s; returning them to the queue",
+                    len(pending),
+                    grace_period,
+                )
+                for task in pending:
+                    task.cancel()
+                await asyncio.wait(pending)
+        if self._own_executor and self._listener is None:
+            self.executor.shutdown(wait=False)
+
+    async def _on_message(self, incoming: IncomingMessage) -> None:
+        # Return at once so the transport can deliver the next message; the server owns the
+        # task and wait() awaits it.
+        task = asyncio.create_task(self._handle(incoming))
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+
+    async def _handle(self, incoming: IncomingMessage) -> None:
+        try:
+            await self._process(incoming)
+        except asyncio.CancelledError:
+            # Stopping mid-request: give the message back rather than lose it.
+            await asyncio.shield(incoming.requeue())
+            raise
+        except Exception:
+            LOG.exception("Unexpected error handling a message; returning it to the queue")
+            await incoming.requeue()
+
+    async def _process(self, incoming: IncomingMessage) -> None:
+        try:
+            inner = wire.decode(incoming.body)
+        except MalformedMessage as exc:
+            LOG.warning("Rejecting a malformed message (%d bytes): %s", len(incoming.body), exc)
+            await incoming.reject()
+            return
+        address = wire.reply_address(inner)
+        try:
+            request = self._parse(incoming.body, inner)
+        except (MalformedMessage, MessageTooLarge) as exc:
+            LOG.warning("Rejecting a request that cannot be handled: %s", exc)
+            if address is not None:
+                await self._reply(address, failure=wire.serialize_failure(exc))
+            await incoming.reject()
+            return
+        if request.unique_id is not None:
+            if request.unique_id in self._seen:
+                LOG.info("Ignoring duplicate message %s (%s)", request.unique_id, request.method)
+                await incoming.ack()
+                return
+            self._seen.append(request.unique_id)
+        result: object = None
+        failure: str | None = None
+        try:
+            result = await self.dispatcher.dispatch(request)
+            self.handled += 1
+        except RPCDispatchError as exc:
+            self.failed += 1
+            LOG.warning("Cannot dispatch %s: %s", request.method, exc)
+            failure = wire.serialize_failure(exc)
+        except Exception as exc:
+            self.failed += 1
+            LOG.info("%s raised %s: %s", request.method, type(exc).__name__, exc, exc_info=True)
+            failure = wire.serialize_failure(exc)
+        if address is not None:
+            await self._reply(address, result=result, failure=failure, method=request.method)
+        await incoming.ack()
+
+    def _parse(self, body: bytes, inner: wire.JSONDict) -> wire.Request:
+        # The size is checked after decoding so that even an oversized call gets its answer.
+        if len(body) > self.transport.max_message_size:
+            raise MessageTooLarge(len(body), self.transport.max_message_size)
+        return wire.parse_request(inner)
+
+    async def _reply(
+        self,
+        address: tuple[str, str],
+        *,
+        result: object = None,
+        failure: str | None = None,
+        method: str = "?",
+    ) -> None:
+        msg_id, reply_to = address
+        limit = self.transport.max_message_size
+        try:
+            body = wire.encode(wire.reply(msg_id, result=result, failure=failure), max_size=limit)
+        except (TypeError, MessageTooLarge) as exc:
+            LOG.warning("Result of %s cannot be sent back: %s", method, exc)
+            problem = TypeError(f"result of {method!r} cannot be sent back: {exc}")
+            body = wire.encode(wire.reply(msg_id, failure=wire.serialize_failure(problem)))
+        try:
+            await self.transport.send_reply(reply_to, body)
+        except Exception:
+            LOG.exception("Could not send the reply to message %s to %s", msg_id, reply_to)
+
+    def __repr__(self) -> str:
+        return f"RPCServer({self.transport!r}, {self.target})"

@@ -1,0 +1,119 @@
+"""The Transport protocol every transport implements.
+
+A transport moves opaque bodies (bytes in :mod:`steward.rpc.wire`'s format) between processes;
+everything above it — clients, servers, the dispatcher — is transport-agnostic. Its job:
+
+* :meth:`Transport.send` a body to a :class:`~steward.rpc.Target`: to the ``topic`` (one of its
+  servers takes it), to ``topic.server`` (that server), or with ``fanout`` to every server; a body
+  sent where nobody listens is dropped, as AMQP drops an unroutable message;
+* :meth:`Transport.listen` for a server target, delivering each body as an
+  :class:`IncomingMessage` that the server acknowledges *after* handling it (at-least-once: a
+  message that is neither acknowledged nor rejected goes back to the queue when the listener
+  stops or dies), with at most ``prefetch`` unacknowledged messages per listener;
+* carry replies: :meth:`Transport.listen_replies` gives this process one reply address shared by
+  all its calls, :meth:`Transport.send_reply` delivers to such an address.
+
+A transport knows nothing of services, managers or the message format; it never decodes a body.
+"""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Awaitable, Callable
+
+if typing.TYPE_CHECKING:
+    from steward.rpc.target import Target
+
+__all__ = ["IncomingMessage", "Listener", "MessageHandler", "ReplyHandler", "Transport"]
+
+
+class IncomingMessage(typing.Protocol):
+    """One delivered body and how to settle it. Exactly one settle call counts."""
+
+    @property
+    def body(self) -> bytes:
+        """The message's bytes, as sent."""
+        ...
+
+    @property
+    def redelivered(self) -> bool:
+        """Whether the transport delivered this message before (it may be a duplicate)."""
+        ...
+
+    async def ack(self) -> None:
+        """Settle: handled; the transport forgets the message."""
+        ...
+
+    async def requeue(self) -> None:
+        """Settle: not handled; give it back for another (or the same) listener."""
+        ...
+
+    async def reject(self) -> None:
+        """Settle: never handle it (malformed); drop it without requeueing."""
+        ...
+
+
+MessageHandler = Callable[[IncomingMessage], Awaitable[None]]
+"""Called for each delivered message, one at a time per listener; should return quickly."""
+
+ReplyHandler = Callable[[bytes], None]
+"""Called with each body arriving at this process's reply address."""
+
+
+class Listener(typing.Protocol):
+    """What :meth:`Transport.listen` returns: the consumers of one server target."""
+
+    async def stop(self) -> None:
+        """Stop consuming. Messages delivered and not yet settled stay the handler's to settle."""
+        ...
+
+
+@typing.runtime_checkable
+class Transport(typing.Protocol):
+    """Moves bodies by target; see the module docstring for the contract."""
+
+    @property
+    def url(self) -> str:
+        """The transport URL with credentials masked, for logs."""
+        ...
+
+    @property
+    def max_message_size(self) -> int:
+        """The largest body, in bytes, this transport sends or accepts."""
+        ...
+
+    async def send(
+        self,
+        target: Target,
+        body: bytes,
+        *,
+        expiration: float | None = None,
+        confirm: bool = True,
+    ) -> None:
+        """Send ``body`` to ``target``.
+
+        ``expiration`` (calls: their timeout) lets the transport discard the message if nobody
+        takes it within that many seconds (AMQP's ``expiration`` property).
+        ``confirm`` asks the broker to confirm receipt before returning (casts: at-least-once);
+        a call's reply confirms its request, so calls pass False.
+        """
+        ...
+
+    async def send_reply(self, reply_to: str, body: bytes) -> None:
+        """Send a reply ``body`` to a reply address taken from a request."""
+        ...
+
+    async def listen(self, target: Target, handler: MessageHandler, *, prefetch: int) -> Listener:
+        """Consume for server ``target``: its topic, ``topic.server`` and the topic's fanout."""
+        ...
+
+    async def listen_replies(self, handler: ReplyHandler) -> str:
+        """Return this transport's reply address, consuming replies into ``handler``.
+
+        Called once per transport by the client machinery; later calls return the same address.
+        """
+        ...
+
+    async def close(self) -> None:
+        """Release connections; listeners should be stopped first."""
+        ...

@@ -1,0 +1,306 @@
+"""memory:// — the in-process transport, steward's embedded default.
+
+A real transport, not a test fake: it moves the same encoded bodies as the broker transports,
+through queues that behave like RabbitMQ's — a topic queue shared by the topic's servers (each
+message to one of them, in turn), a ``topic.server`` queue per server, a fanout queue per
+listener, one reply address per transport; acknowledgement after handling, requeue of what a
+stopped listener leaves unsettled, a ``prefetch`` bound per listener, calls' messages expiring
+unconsumed after their timeout, and unroutable messages dropped.
+
+Everything lives in a broker per event loop and URL: ``memory://`` is one broker,
+``memory://other`` another, so independent systems can share a process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import itertools
+import logging
+import typing
+import weakref
+
+from steward import config
+from steward.errors import MessageTooLarge, TransportClosed
+from steward.rpc.target import Target
+from steward.rpc.transports.base import IncomingMessage, MessageHandler, ReplyHandler
+from steward.rpc.wire import new_id
+
+__all__ = ["MemoryTransport"]
+
+LOG = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(slots=True)
+class _Message:
+    body: bytes
+    expires: float | None  # loop time after which nobody may take it
+    redelivered: bool = False
+
+
+class _Queue:
+    """A named queue: messages wait here until one of its consumers takes them."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.messages: collections.deque[_Message] = collections.deque()
+        self.consumers: list[_Consumer] = []
+        self._turn = itertools.count()
+
+    def put(self, message: _Message, *, front: bool = False) -> None:
+        if front:
+            self.messages.appendleft(message)
+        else:
+            self.messages.append(message)
+        self.wake()
+
+    def wake(self) -> None:
+        """Offer waiting messages to consumers with room, round robin."""
+        while self.messages and self.consumers:
+            ready = [consumer for consumer in self.consumers if consumer.has_room()]
+            if not ready:
+                return
+            consumer = ready[next(self._turn) % len(ready)]
+            consumer.offer(self.messages.popleft())
+
+
+class _Broker:
+    """The queues and reply addresses of one memory:// URL on one loop."""
+
+    def __init__(self) -> None:
+        self.queues: dict[str, _Queue] = {}
+        self.fanout: dict[str, set[_Queue]] = collections.defaultdict(set)
+        self.reply_handlers: dict[str, ReplyHandler] = {}
+
+    def queue(self, name: str) -> _Queue:
+        if name not in self.queues:
+            self.queues[name] = _Queue(name)
+        return self.queues[name]
+
+
+_brokers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _Broker]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _broker_for(name: str) -> _Broker:
+    brokers = _brokers.setdefault(asyncio.get_running_loop(), {})
+    if name not in brokers:
+        brokers[name] = _Broker()
+    return brokers[name]
+
+
+class _Incoming:
+    """A message delivered to a consumer, to settle once."""
+
+    __slots__ = ("_consumer", "_message", "_settled")
+
+    def __init__(self, consumer: _Consumer, message: _Message) -> None:
+        self._consumer = consumer
+        self._message = message
+        self._settled = False
+
+    @property
+    def body(self) -> bytes:
+        return self._message.body
+
+    @property
+    def redelivered(self) -> bool:
+        return self._message.redelivered
+
+    def _settle(self) -> bool:
+        if self._settled:
+            return False
+        self._settled = True
+        self._consumer.settled(self)
+        return True
+
+    async def ack(self) -> None:
+        self._settle()
+
+    async def reject(self) -> None:
+        self._settle()
+
+    async def requeue(self) -> None:
+        if self._settle():
+            self._message.redelivered = True
+            self._consumer.queue.put(self._message, front=True)
+
+
+class _Consumer:
+    """One listener's consumption of one queue: a task feeding its handler."""
+
+    def __init__(self, queue: _Queue, handler: MessageHandler, prefetch: int) -> None:
+        self.queue = queue
+        self.handler = handler
+        self.prefetch = prefetch
+        self.inbox: asyncio.Queue[_Message] = asyncio.Queue()
+        self.unsettled: set[_Incoming] = set()
+
+    def has_room(self) -> bool:
+        held = len(self.unsettled) + self.inbox.qsize()
+        return self.prefetch <= 0 or held < self.prefetch
+
+    def offer(self, message: _Message) -> None:
+        self.inbox.put_nowait(message)
+
+    def settled(self, incoming: _Incoming) -> None:
+        self.unsettled.discard(incoming)
+        self.queue.wake()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            message = await self.inbox.get()
+            if message.expires is not None and loop.time() > message.expires:
+                LOG.debug("Dropping a message that expired unconsumed in %s", self.queue.name)
+                self.queue.wake()
+                continue
+            incoming = _Incoming(self, message)
+            self.unsettled.add(incoming)
+            try:
+                await self.handler(incoming)
+            except Exception:
+                LOG.exception("Handler failed on a message from %s; requeueing it", self.queue.name)
+                await incoming.requeue()
+
+    def detach(self) -> None:
+        """Leave the queue; give back what was offered but not yet delivered."""
+        self.queue.consumers.remove(self)
+        while not self.inbox.empty():
+            self.queue.put(self.inbox.get_nowait(), front=True)
+
+
+class _Listener:
+    """The consumers of one server target; stop() ends their tasks and returns their backlog."""
+
+    def __init__(
+        self, broker: _Broker, consumers: list[_Consumer], fanout: tuple[str, _Queue]
+    ) -> None:
+        self._broker = broker
+        self._consumers = consumers
+        self._fanout = fanout
+        self._tasks = [asyncio.create_task(consumer.run()) for consumer in consumers]
+        for consumer in consumers:
+            consumer.queue.consumers.append(consumer)
+            consumer.queue.wake()
+
+    async def stop(self) -> None:
+        topic, fanout_queue = self._fanout
+        self._broker.fanout[topic].discard(fanout_queue)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for consumer in self._consumers:
+            consumer.detach()
+        self._tasks.clear()
+
+
+class MemoryTransport:
+    """The memory:// transport. See the module docstring."""
+
+    def __init__(self, url: str = "memory://", *, settings: config.Settings | None = None) -> None:
+        settings = settings if settings is not None else config.get_settings()
+        self._url = url
+        self._name = url.partition("://")[2].strip("/")
+        self._max_message_size = settings.max_message_size
+        self._reply_address: str | None = None
+        self._closed = False
+
+    @property
+    def url(self) -> str:
+        """The URL: memory:// carries no credentials."""
+        return self._url
+
+    @property
+    def max_message_size(self) -> int:
+        """The ``max_message_size`` setting."""
+        return self._max_message_size
+
+    def _broker(self) -> _Broker:
+        if self._closed:
+            raise TransportClosed(f"transport {self._url} is closed")
+        return _broker_for(self._name)
+
+    def _check_size(self, body: bytes) -> None:
+        if len(body) > self._max_message_size:
+            raise MessageTooLarge(len(body), self._max_message_size)
+
+    async def send(
+        self,
+        target: Target,
+        body: bytes,
+        *,
+        expiration: float | None = None,
+        confirm: bool = True,
+    ) -> None:
+        """Put ``body`` in the target's queue(s); drop it if none exists (as AMQP does)."""
+        self._check_size(body)
+        broker = self._broker()
+        loop_time = asyncio.get_running_loop().time()
+        expires = loop_time + expiration if expiration is not None else None
+        if target.fanout:
+            for fanout_queue in list(broker.fanout.get(target.topic or "", ())):
+                fanout_queue.put(_Message(body, expires))
+            return
+        key = f"{target.topic}.{target.server}" if target.server else str(target.topic)
+        queue = broker.queues.get(key)
+        if queue is None:
+            LOG.debug("No queue bound to %s; message dropped", key)
+            return
+        queue.put(_Message(body, expires))
+
+    async def send_reply(self, reply_to: str, body: bytes) -> None:
+        """Hand ``body`` to the transport that owns ``reply_to``; drop it if that one is gone."""
+        self._check_size(body)
+        handler = self._broker().reply_handlers.get(reply_to)
+        if handler is None:
+            LOG.warning("Reply address %s is gone; dropping a reply", reply_to)
+            return
+        handler(body)
+
+    async def listen(self, target: Target, handler: MessageHandler, *, prefetch: int) -> _Listener:
+        """Consume the target's topic queue, its server queue and a fanout queue of its own."""
+        if not target.topic or not target.server:
+            raise ValueError(f"a server listens on a topic and a server name, got {target}")
+        broker = self._broker()
+        fanout_queue = _Queue(f"{target.topic}_fanout_{new_id()}")
+        broker.fanout[target.topic].add(fanout_queue)
+        queues = [
+            broker.queue(target.topic),
+            broker.queue(f"{target.topic}.{target.server}"),
+            fanout_queue,
+        ]
+        consumers = [_Consumer(queue, handler, prefetch) for queue in queues]
+        return _Listener(broker, consumers, (target.topic, fanout_queue))
+
+    async def listen_replies(self, handler: ReplyHandler) -> str:
+        """Register ``handler`` for this transport's reply address and return the address."""
+        broker = self._broker()
+        if self._reply_address is None:
+            self._reply_address = f"reply_{new_id()}"
+        broker.reply_handlers[self._reply_address] = handler
+        return self._reply_address
+
+    async def close(self) -> None:
+        """Forget the reply address; later use raises :class:`TransportClosed`."""
+        if self._closed:
+            return
+        if self._reply_address is not None:
+            with_loop = _brokers.get(asyncio.get_running_loop(), {})
+            broker = with_loop.get(self._name)
+            if broker is not None:
+                broker.reply_handlers.pop(self._reply_address, None)
+        self._closed = True
+
+    def __repr__(self) -> str:
+        return f"MemoryTransport({self._url!r})"
+
+
+if typing.TYPE_CHECKING:
+    from steward.rpc.transports.base import Listener, Transport
+
+    _transport: Transport = MemoryTransport()
+    _listener: Listener = typing.cast("_Listener", None)
+    _incoming: IncomingMessage = typing.cast("_Incoming", None)
