@@ -181,7 +181,7 @@ class RPCClient:
 
     async def call(
         self, context: RequestContext | None, method: str, /, **kwargs: object
-    ) -> object:
+    ) -> typing.Any:  # noqa: ANN401 - whatever the remote method returned, from JSON
         """Run ``method(context, **kwargs)`` on a server of the target and return its result.
 
         ``context`` None means the current context (:func:`steward.context.get_current`).

@@ -109,9 +109,7 @@ class Dispatcher:
         kwargs = _validate(method, args)
         with bind(context):
             if method.is_async:
-                result = await typing.cast(
-                    "typing.Awaitable[object]", method.fn(context, **kwargs)
-                )
+                result = await typing.cast("typing.Awaitable[object]", method.fn(context, **kwargs))
             else:
                 loop = asyncio.get_running_loop()
                 call = functools.partial(

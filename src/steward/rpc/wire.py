@@ -73,7 +73,11 @@ def encode(inner: Mapping[str, typing.Any], *, max_size: int | None = None) -> b
     Raises ``TypeError`` naming the value that JSON cannot carry, and :class:`MessageTooLarge`
     when the body exceeds ``max_size``.
     """
-    message = orjson.dumps(inner, default=_default, option=_OPTIONS).decode()
+    try:
+        message = orjson.dumps(inner, default=_default, option=_OPTIONS).decode()
+    except orjson.JSONEncodeError as exc:
+        # orjson's own message is generic; the default hook's names the value.
+        raise TypeError(str(exc.__cause__ or exc)) from exc
     body = orjson.dumps({_VERSION_KEY: ENVELOPE_VERSION, _MESSAGE_KEY: message})
     if max_size is not None and len(body) > max_size:
         raise MessageTooLarge(len(body), max_size)

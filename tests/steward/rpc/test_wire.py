@@ -1,0 +1,251 @@
+from __future__ import annotations
+
+import contextlib
+import sys
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from steward.errors import MalformedMessage, MessageTooLarge, NoSuchMethod, RemoteError
+from steward.rpc import wire
+
+# The golden request captured from oslo.messaging 18.3.1 (shared/reference/oslo-wire.md §7).
+GOLDEN_REQUEST = (  # fmt: skip
+    b'{"oslo.version": "2.0", "oslo.message": "{\\"method\\": \\"echo\\", \\"args\\": {\\"x\\": 1,'
+    b' \\"y\\": \\"two\\"}, \\"version\\": \\"1.2\\",'
+    b' \\"_msg_id\\": \\"7b7afa20162a41a9a826884486456ec2\\",'
+    b' \\"_reply_q\\": \\"reply_97bfd414d9bf49559c6f84d1a901c36f\\", \\"_timeout\\": null,'
+    b' \\"_unique_id\\": \\"8ea7a70208d34c198eced35299e49e94\\", \\"_context_user\\": \\"u1\\",'
+    b' \\"_context_project_id\\": \\"p1\\", \\"_context_is_admin\\": true,'
+    b' \\"_context_request_id\\": \\"req-11111111-2222-3333-4444-555555555555\\",'
+    b' \\"_context_roles\\": [\\"admin\\"]}"}'
+)
+
+
+def test_golden_oslo_request_parses() -> None:
+    request = wire.parse_request(wire.decode(GOLDEN_REQUEST))
+    assert request.method == "echo"
+    assert request.args == {"x": 1, "y": "two"}
+    assert request.version == "1.2"
+    assert request.namespace is None
+    assert request.msg_id == "7b7afa20162a41a9a826884486456ec2"
+    assert request.reply_q == "reply_97bfd414d9bf49559c6f84d1a901c36f"
+    assert request.unique_id == "8ea7a70208d34c198eced35299e49e94"
+    assert request.context == {
+        "user": "u1",
+        "project_id": "p1",
+        "is_admin": True,
+        "request_id": "req-11111111-2222-3333-4444-555555555555",
+        "roles": ["admin"],
+    }
+
+
+def test_request_is_double_encoded_in_oslo_key_order() -> None:
+    inner = wire.request(
+        "echo",
+        {"x": 1},
+        {"user": "u1"},
+        version="1.2",
+        msg_id="m1",
+        reply_q="reply_q1",
+    )
+    outer = orjson.loads(wire.encode(inner))
+    assert list(outer) == ["oslo.version", "oslo.message"]
+    assert outer["oslo.version"] == "2.0"
+    assert isinstance(outer["oslo.message"], str)
+    decoded = orjson.loads(outer["oslo.message"])
+    assert list(decoded) == [
+        "method",
+        "args",
+        "version",
+        "_msg_id",
+        "_reply_q",
+        "_timeout",
+        "_unique_id",
+        "_context_user",
+    ]
+
+
+def test_cast_has_no_reply_fields() -> None:
+    inner = wire.request("ping", {}, {}, namespace="baseapi")
+    assert "_msg_id" not in inner
+    assert "_reply_q" not in inner
+    assert "_timeout" not in inner
+    assert inner["namespace"] == "baseapi"
+    assert len(inner["_unique_id"]) == 32
+
+
+def test_legacy_body_without_envelope_is_accepted() -> None:
+    body = orjson.dumps({"method": "ping", "args": {}})
+    assert wire.parse_request(wire.decode(body)).method == "ping"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        pytest.param(b"not json", "body is not JSON", id="not-json"),
+        pytest.param(b"[1, 2]", "must be a JSON object", id="array"),
+        pytest.param(
+            b'{"oslo.version": "3.0", "oslo.message": "{}"}',
+            "unsupported envelope version '3.0'",
+            id="version-3",
+        ),
+        pytest.param(
+            b'{"oslo.version": "2.1", "oslo.message": "{}"}',
+            "unsupported envelope version '2.1'",
+            id="version-2.1",
+        ),
+        pytest.param(
+            b'{"oslo.version": "2.0", "oslo.message": {"a": 1}}',
+            "must be a JSON string",
+            id="message-not-string",
+        ),
+        pytest.param(
+            b'{"oslo.version": "2.0", "oslo.message": "{nope"}', "is not JSON", id="inner-broken"
+        ),
+        pytest.param(
+            b'{"oslo.version": "2.0", "oslo.message": "[1]"}', "must hold a JSON object", id="inner"
+        ),
+    ],
+)
+def test_malformed_bodies_are_named(body: bytes, message: str) -> None:
+    with pytest.raises(MalformedMessage, match=message):
+        wire.decode(body)
+
+
+@pytest.mark.parametrize(
+    ("inner", "message"),
+    [
+        pytest.param({"args": {}}, "no method name", id="no-method"),
+        pytest.param({"method": "", "args": {}}, "no method name", id="empty-method"),
+        pytest.param(
+            {"method": "m", "args": [1]}, "'args' of 'm' must be a JSON object", id="args"
+        ),
+        pytest.param({"method": "m", "namespace": 1}, "'namespace' must be a string", id="ns"),
+        pytest.param({"method": "m", "version": 1.0}, "'version' must be a string", id="version"),
+    ],
+)
+def test_bad_requests_are_named(inner: dict[str, Any], message: str) -> None:
+    with pytest.raises(MalformedMessage, match=message):
+        wire.parse_request(inner)
+
+
+def test_size_limits() -> None:
+    inner = wire.request("m", {"blob": "x" * 1000}, {})
+    with pytest.raises(MessageTooLarge, match="larger than max_message_size"):
+        wire.encode(inner, max_size=500)
+    body = wire.encode(inner)
+    with pytest.raises(MessageTooLarge):
+        wire.decode(body, max_size=500)
+
+
+def test_unserializable_argument_is_a_type_error_naming_it() -> None:
+    with pytest.raises(TypeError, match="object is not JSON serializable"):
+        wire.encode(wire.request("m", {"x": object()}, {}))
+
+
+def test_reply_shape_matches_oslo() -> None:
+    inner = wire.reply("m1", result={"a": 1})
+    assert list(inner) == ["result", "failure", "ending", "_msg_id", "_unique_id"]
+    reply = wire.parse_reply(inner)
+    assert (reply.msg_id, reply.result, reply.failure, reply.ending) == ("m1", {"a": 1}, None, True)
+
+
+def raise_key_error() -> None:
+    raise KeyError("k")
+
+
+def test_failure_round_trip_for_builtins_and_steward_errors() -> None:
+    try:
+        raise_key_error()
+    except KeyError as exc:
+        failure = wire.serialize_failure(exc)
+    data = orjson.loads(failure)
+    assert data["class"] == "KeyError"
+    assert data["module"] == "builtins"
+    assert data["args"] == ["k"]
+    assert data["tb"][0].startswith("Traceback")
+    again = wire.deserialize_failure(failure)
+    assert type(again) is KeyError
+    assert again.args == ("k",)
+    assert "Remote traceback" in again.__notes__[0]
+
+    no_method = wire.deserialize_failure(wire.serialize_failure(NoSuchMethod("reboot")))
+    assert isinstance(no_method, NoSuchMethod)
+    assert no_method.method == "reboot"
+    assert str(no_method) == "Endpoint does not support RPC method reboot"
+
+
+class Unlisted(Exception):
+    pass
+
+
+def test_exceptions_from_modules_not_allowed_arrive_as_remote_error() -> None:
+    failure = wire.serialize_failure(Unlisted("nope"))
+    remote = wire.deserialize_failure(failure)
+    assert isinstance(remote, RemoteError)
+    assert remote.exc_type == "Unlisted"
+    assert remote.value == "nope"
+    allowed = wire.deserialize_failure(failure, [Unlisted.__module__])
+    assert type(allowed) is Unlisted
+
+
+def test_a_failure_never_imports_a_module_that_is_not_allowed() -> None:
+    assert "this" not in sys.modules  # `import this` prints the Zen of Python
+    failure = orjson.dumps(
+        {"class": "Zen", "module": "this", "message": "m", "tb": [], "args": [], "kwargs": {}}
+    ).decode()
+    assert isinstance(wire.deserialize_failure(failure), RemoteError)
+    assert "this" not in sys.modules
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param({"class": "SystemExit", "module": "builtins"}, id="not-an-exception"),
+        pytest.param({"class": "open", "module": "builtins"}, id="not-a-class"),
+        pytest.param({"class": "os.system", "module": "builtins"}, id="dotted"),
+        pytest.param(
+            {"class": "KeyError", "module": "builtins", "kwargs": {"nope": 1}}, id="bad-kwargs"
+        ),
+    ],
+)
+def test_unusable_failures_become_remote_errors(data: dict[str, Any]) -> None:
+    failure = orjson.dumps({"message": "m", "tb": ["line\n"], **data}).decode()
+    assert isinstance(wire.deserialize_failure(failure), RemoteError)
+
+
+def test_non_json_failure_is_a_remote_error() -> None:
+    remote = wire.deserialize_failure("not json")
+    assert isinstance(remote, RemoteError)
+    assert remote.value == "not json"
+
+
+@settings(max_examples=500)
+@given(st.binary(max_size=300))
+def test_decode_raises_only_malformed_message_on_arbitrary_bytes(body: bytes) -> None:
+    with contextlib.suppress(MalformedMessage):
+        wire.parse_request(wire.decode(body))
+
+
+json_scalars = st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=20)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300)
+@given(st.dictionaries(st.text(max_size=10), json_values, max_size=6))
+def test_decode_survives_arbitrary_envelopes(inner: dict[str, Any]) -> None:
+    body = orjson.dumps({"oslo.version": "2.0", "oslo.message": orjson.dumps(inner).decode()})
+    decoded = wire.decode(body)
+    assert decoded == inner
+    with contextlib.suppress(MalformedMessage):
+        wire.parse_request(decoded)
+    with contextlib.suppress(MalformedMessage):
+        wire.parse_reply(decoded)
