@@ -43,6 +43,10 @@ class Manager:
     """
 
     __trace_args__: typing.ClassVar[Mapping[str, str]] = {"name": "rpc"}
+    # Public, but not for remote callers: the RPC dispatcher refuses these names.
+    __rpc_private__: typing.ClassVar[frozenset[str]] = frozenset(
+        ("init_host", "pre_start_hook", "post_start_hook", "cleanup_host", "reset")
+    ) | {"periodic_tasks"}
     _periodic_task_specs: typing.ClassVar[tuple[tuple[str, PeriodicTaskSpec], ...]] = ()
 
     def __init_subclass__(cls, **kwargs: object) -> None:
