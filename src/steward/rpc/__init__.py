@@ -7,7 +7,7 @@ oslo.messaging, and on RabbitMQ so does the wire format.
 
 from __future__ import annotations
 
-from steward.rpc.client import RPCClient
+from steward.rpc.client import RPCClient, SyncRPCClient
 from steward.rpc.dispatcher import Dispatcher
 from steward.rpc.serializer import NoOpSerializer, Serializer
 from steward.rpc.server import RPCServer
@@ -21,6 +21,7 @@ __all__ = [
     "RPCClient",
     "RPCServer",
     "Serializer",
+    "SyncRPCClient",
     "Target",
     "Transport",
     "get_transport",

@@ -30,7 +30,7 @@ from steward.rpc.serializer import Serializer
 from steward.rpc.target import Target, parse_version, version_is_compatible
 from steward.rpc.transports.base import Transport
 
-__all__ = ["RPCClient"]
+__all__ = ["RPCClient", "SyncRPCClient"]
 
 LOG = logging.getLogger(__name__)
 
@@ -251,3 +251,46 @@ class RPCClient:
 
     def __repr__(self) -> str:
         return f"RPCClient({self.transport!r}, {self.target})"
+
+
+class SyncRPCClient:
+    """A blocking facade over an :class:`RPCClient`, for code running in other threads.
+
+    A plain ``def`` manager method runs in an executor thread; to call another service it uses
+    ``SyncRPCClient(client)`` (built on the loop, or given ``loop``) and calls
+    :meth:`call` / :meth:`cast`, which run on the client's loop and block the calling thread
+    until they finish. Calling them on the loop's own thread would deadlock, so it raises
+    ``RuntimeError`` instead.
+    """
+
+    def __init__(self, client: RPCClient, *, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        self.client = client
+        self.loop = loop if loop is not None else asyncio.get_running_loop()
+
+    def _run(self, coroutine: typing.Coroutine[object, object, typing.Any]) -> typing.Any:  # noqa: ANN401
+        if self.loop.is_running() and _on_loop_thread(self.loop):
+            coroutine.close()
+            raise RuntimeError(
+                "SyncRPCClient blocks its thread and cannot be used on the event loop's thread; "
+                "await RPCClient.call() there instead"
+            )
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result()
+
+    def prepare(self, **changes: typing.Any) -> SyncRPCClient:  # noqa: ANN401
+        """Return a facade over ``client.prepare(**changes)``."""
+        return SyncRPCClient(self.client.prepare(**changes), loop=self.loop)
+
+    def call(self, context: RequestContext | None, method: str, /, **kwargs: object) -> typing.Any:  # noqa: ANN401
+        """Block until :meth:`RPCClient.call` returns, and return its result."""
+        return self._run(self.client.call(context, method, **kwargs))
+
+    def cast(self, context: RequestContext | None, method: str, /, **kwargs: object) -> None:
+        """Block until :meth:`RPCClient.cast` has handed the message over."""
+        self._run(self.client.cast(context, method, **kwargs))
+
+
+def _on_loop_thread(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False

@@ -8,7 +8,7 @@ import pytest
 from steward.config import load_settings, set_settings
 from steward.context import RequestContext, bind
 from steward.errors import InvalidTarget, InvalidTransportURL, MessagingTimeout, RPCVersionCapError
-from steward.rpc import RPCClient, RPCServer, Target, get_transport
+from steward.rpc import RPCClient, RPCServer, SyncRPCClient, Target, get_transport
 from steward.rpc.transports.base import Transport
 from steward.rpc.transports.memory import MemoryTransport
 
@@ -111,3 +111,35 @@ def test_get_transport_lists_known_schemes_and_masks_the_url() -> None:
     assert "amqp://" in message
     assert "hunter2" not in message
     assert isinstance(get_transport(), MemoryTransport)
+
+
+class Caller:
+    """A plain-def method (so: an executor thread) that calls another service."""
+
+    def __init__(self, other: SyncRPCClient) -> None:
+        self.other = other
+
+    def relay(self, context: RequestContext) -> dict[str, Any]:
+        result: dict[str, Any] = self.other.call(context, "whoami")
+        return result
+
+
+async def test_sync_facade_lets_thread_code_call_other_services(
+    transport: Transport, server: RPCServer
+) -> None:
+    other = SyncRPCClient(RPCClient(transport, Target("who", version="2.0")))
+    relay = RPCServer(transport, Target("relay", "h1"), [Caller(other)])
+    await relay.start()
+    try:
+        context = RequestContext(user_id="bob")
+        result = await RPCClient(transport, Target("relay")).call(context, "relay")
+        assert result == {"request_id": context.request_id, "user_id": "bob"}
+    finally:
+        await relay.stop()
+        await relay.wait()
+
+
+async def test_sync_facade_refuses_to_block_the_loop(transport: Transport) -> None:
+    facade = SyncRPCClient(RPCClient(transport, Target("who")))
+    with pytest.raises(RuntimeError, match="cannot be used on the event loop's thread"):
+        facade.cast(RequestContext(), "whoami")
