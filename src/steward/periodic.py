@@ -370,7 +370,11 @@ class PeriodicScheduler:
     async def _run_in_thread(self, entry: _Entry, context: RequestContext) -> None:
         loop = asyncio.get_running_loop()
         call = functools.partial(contextvars.copy_context().run, entry.fn, context)
-        future = loop.run_in_executor(self.executor, call)
+        try:
+            future = loop.run_in_executor(self.executor, call)
+        except BaseException:
+            entry.stats.running = False  # never started: no thread will clear it
+            raise
 
         def finished(done: asyncio.Future[object]) -> None:
             # The thread, not the awaiting pass, decides when the task stops running: a pass

@@ -479,3 +479,30 @@ async def test_an_idle_pass_does_not_look_at_every_task(count: int, ctx: Request
     clock.reads = 0
     await scheduler.run_due(ctx)
     assert clock.reads == 2 + 2  # one due task: one read to start it, one for its duration
+
+
+class Broken(Recorder):
+    @periodic_task(spacing=1, run_immediately=True)
+    def work(self, context: RequestContext) -> None:
+        self.record("work")
+
+
+async def test_a_task_that_cannot_be_submitted_is_not_left_running(
+    fake_clock: FakeClock, ctx: RequestContext
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    manager = make(Broken, fake_clock)
+    closed = ThreadPoolExecutor(max_workers=1)
+    closed.shutdown()
+    manager.periodic_scheduler.executor = closed
+    await manager.periodic_tasks(ctx)
+    (stats,) = manager.periodic_scheduler.stats()
+    assert stats.running is False
+    assert stats.failures == 1
+    assert stats.last_error is not None
+    assert "shutdown" in stats.last_error
+    manager.periodic_scheduler.executor = None
+    fake_clock.advance(1)
+    await manager.periodic_tasks(ctx)
+    assert manager.runs == [("work", 1001.0)]

@@ -4,7 +4,6 @@ import inspect
 from collections.abc import Iterator
 
 import pytest
-from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -16,6 +15,7 @@ from steward.tracing import (
     ATTR_HOST,
     ATTR_SERVICE,
     is_tracing_enabled,
+    set_tracer_provider,
     set_tracing_enabled,
 )
 
@@ -26,12 +26,13 @@ _PROVIDER.add_span_processor(SimpleSpanProcessor(_EXPORTER))
 
 @pytest.fixture
 def spans() -> Iterator[InMemorySpanExporter]:
-    """Tracing on, spans kept in memory; the SDK provider is set once per process (OTel rule)."""
-    trace.set_tracer_provider(_PROVIDER)
+    """Tracing on, steward's spans kept in memory; the OTel global provider is left alone."""
+    set_tracer_provider(_PROVIDER)
     _EXPORTER.clear()
     set_tracing_enabled(True)
     yield _EXPORTER
     set_tracing_enabled(False)
+    set_tracer_provider(None)
     _EXPORTER.clear()
 
 
