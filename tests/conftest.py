@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import shutil
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -26,3 +30,80 @@ def _isolated_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 def fake_clock() -> FakeClock:
     """A clock at t=1000 that moves only when the test advances it."""
     return FakeClock(start=1000.0)
+
+
+POSTGRES_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+async def _create_postgres_database() -> str:
+    import asyncpg
+
+    name = f"steward_test_{uuid.uuid4().hex[:12]}"
+    connection = await asyncpg.connect(POSTGRES_ADMIN_DSN)
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    return name
+
+
+async def _drop_postgres_database(name: str) -> None:
+    import asyncpg
+
+    connection = await asyncpg.connect(POSTGRES_ADMIN_DSN)
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """An empty database of each kind steward supports: a SQLite file, a new PostgreSQL one."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'steward.db'}"
+        return
+    name = await _create_postgres_database()
+    try:
+        yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        await _drop_postgres_database(name)
+
+
+# RabbitMQ for the integration tests: the machine's broker, in a vhost of this test session's
+# own, created on first use and deleted at the end, so that sessions running at once never share
+# a queue and none leaves queues behind. Test modules read the URL from this variable at import
+# (the conformance suite parametrizes with it); the `rabbit_url` fixture makes the vhost exist.
+RABBIT_URL_VARIABLE = "RABBIT_TEST_URL"
+os.environ[RABBIT_URL_VARIABLE] = (
+    f"amqp://guest:guest@127.0.0.1:5672/steward-test-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+)
+
+RabbitCtl = Callable[..., str]
+
+
+def _rabbitmqctl(*args: str) -> str:
+    command = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
+    done = subprocess.run(  # noqa: S603 - a fixed command with test-made arguments
+        [command, "-q", *args], capture_output=True, text=True, timeout=120, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed: {done.stderr or done.stdout}")
+    return done.stdout
+
+
+@pytest.fixture(scope="session")
+def rabbitmqctl() -> RabbitCtl:
+    """Run ``rabbitmqctl -q ARGS...`` and return what it printed; raises if it fails."""
+    return _rabbitmqctl
+
+
+@pytest.fixture(scope="session")
+def rabbit_url() -> Iterator[str]:
+    """The test session's RabbitMQ URL (guest on 127.0.0.1), its vhost created for it."""
+    url = os.environ[RABBIT_URL_VARIABLE]
+    vhost = url.rsplit("/", 1)[1]
+    _rabbitmqctl("add_vhost", vhost)
+    _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    yield url
+    _rabbitmqctl("delete_vhost", vhost)

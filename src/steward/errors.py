@@ -6,6 +6,9 @@
     ├── ConfigError (ValueError)           a setting is missing, malformed or out of range
     ├── DriverNotFound (LookupError)       no driver of that kind has that name
     ├── DriverLoadError (ImportError)      a driver was found but could not be loaded or built
+    ├── SchemaOutOfDate                    the database schema is behind this steward's migrations
+    ├── ServiceNotFound (LookupError)      no service record for that host and binary
+    ├── ServiceStartError                  a service could not start (a hook or a step failed)
     ├── PeriodicTaskError                  a periodic task was declared wrongly
     │   └── InvalidPeriodicTaskArg (ValueError, TypeError)
     └── MessagingError                     anything RPC (oslo.messaging's names)
@@ -51,6 +54,9 @@ __all__ = [
     "RPCDispatchError",
     "RPCVersionCapError",
     "RemoteError",
+    "SchemaOutOfDate",
+    "ServiceNotFound",
+    "ServiceStartError",
     "StewardError",
     "TransportClosed",
     "UnsupportedVersion",
@@ -93,6 +99,33 @@ class DriverLoadError(StewardError, ImportError):
     """A driver's module or class could not be imported, or is not the kind asked for.
 
     Raised by :func:`steward.drivers.load_driver`, chained to the original error.
+    """
+
+
+class SchemaOutOfDate(StewardError):
+    """The database schema is older than this steward's; run ``steward db upgrade``.
+
+    Raised by :meth:`steward.db.Database.ensure_schema` at service start-up on a database
+    steward does not upgrade by itself (anything but the embedded SQLite).
+    """
+
+
+class ServiceNotFound(StewardError, LookupError):
+    """The registry has no record of a service with that host and binary."""
+
+    def __init__(self, host: str, binary: str) -> None:
+        super().__init__(host, binary)
+        self.host = host
+        self.binary = binary
+
+    def __str__(self) -> str:
+        return f"no service {self.binary!r} on host {self.host!r} in the registry"
+
+
+class ServiceStartError(StewardError):
+    """A service could not start; what it had started was stopped again.
+
+    Raised by :meth:`steward.service.Service.start`, chained to the hook's or step's error.
     """
 
 

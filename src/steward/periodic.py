@@ -9,7 +9,10 @@ The decorator takes oslo.service's arguments with oslo.service's meaning:
   first run of a task in a long-lived process arbitrary);
 * ``external_process_ok`` marks a task that may run elsewhere; it is skipped while the
   ``run_external_periodic_tasks`` setting is off;
-* ``name`` defaults to the function's name.
+* ``name`` defaults to the function's name;
+* ``singleton`` (steward's own) runs the task on exactly one live service of its binary and
+  topic: the scheduler asks its ``singleton_gate`` (the service, holding a lease in the registry)
+  before each run, and skips the run when another service holds the lease.
 
 :class:`PeriodicScheduler` keeps the tasks in a heap keyed on their next due time, so a pass costs
 in proportion to the tasks that are due, not to all tasks. A task's schedule stays aligned to its
@@ -36,7 +39,7 @@ import logging
 import math
 import random
 import typing
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import Executor
 
 from steward._aio import is_async_callable
@@ -66,6 +69,8 @@ _SPEC_ATTR = "__steward_periodic_task__"
 
 F = typing.TypeVar("F", bound=Callable[..., object])
 TaskCallable = Callable[[RequestContext], object]
+SingletonGate = Callable[["PeriodicTaskSpec"], Awaitable[bool]]
+"""Asked before each run of a singleton task: may this process run it now?"""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -77,6 +82,7 @@ class PeriodicTaskSpec:
     run_immediately: bool
     external_process_ok: bool
     enabled: bool
+    singleton: bool = False
 
     @property
     def interval(self) -> float:
@@ -101,6 +107,7 @@ def periodic_task(
     name: str | None = None,
     external_process_ok: bool = False,
     enabled: bool = True,
+    singleton: bool = False,
 ) -> Callable[[F], F]: ...
 
 
@@ -113,6 +120,7 @@ def periodic_task(
     name: str | None = None,
     external_process_ok: bool = False,
     enabled: bool = True,
+    singleton: bool = False,
 ) -> F | Callable[[F], F]:
     """Mark a manager method as a periodic task; usable bare or with arguments.
 
@@ -133,6 +141,7 @@ def periodic_task(
         ("run_immediately", run_immediately),
         ("external_process_ok", external_process_ok),
         ("enabled", enabled),
+        ("singleton", singleton),
     ):
         if not isinstance(value, bool):
             raise InvalidPeriodicTaskArg(f"`{flag}` must be True or False, got {value!r}")
@@ -150,6 +159,7 @@ def periodic_task(
             run_immediately=run_immediately,
             external_process_ok=external_process_ok,
             enabled=enabled,
+            singleton=singleton,
         )
         setattr(func, _SPEC_ATTR, spec)
         return func
@@ -225,7 +235,9 @@ class PeriodicScheduler:
     are disabled or have a negative spacing are logged and left out. The schedule starts at
     :meth:`start` or at the first :meth:`run_due`, whichever comes first.
 
-    ``executor`` runs plain ``def`` tasks (None: the loop's default executor). ``jitter`` gives a
+    ``singleton_gate`` decides, before each run of a ``singleton`` task, whether this scheduler
+    may run it (None: always). ``executor`` runs plain ``def`` tasks (None: the loop's default
+    executor). ``jitter`` gives a
     number in [0, 1) per run, scaled to at most :data:`MAX_JITTER` of the spacing
     (:func:`random.random` by default; tests set ``scheduler.jitter = lambda: 0.0`` to assert
     exact times).
@@ -240,8 +252,10 @@ class PeriodicScheduler:
         executor: Executor | None = None,
         run_external: bool = True,
         jitter: Callable[[], float] = random.random,
+        singleton_gate: SingletonGate | None = None,
     ) -> None:
         self.owner = owner
+        self.singleton_gate = singleton_gate
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.executor = executor
         self.run_external = run_external
@@ -321,8 +335,28 @@ class PeriodicScheduler:
                 continue
             if entry.spec.external_process_ok and not self.run_external:
                 continue
+            if entry.spec.singleton and not await self._may_run_singleton(entry.spec):
+                continue
             await self._run(entry, context, started, raise_on_error=raise_on_error)
         return self.idle_for()
+
+    async def _may_run_singleton(self, spec: PeriodicTaskSpec) -> bool:
+        if self.singleton_gate is None:
+            return True  # no cluster to share with: this scheduler is the only one
+        try:
+            allowed = await self.singleton_gate(spec)
+        except Exception:
+            # Leadership cannot be confirmed (registry away): not running is the safe side.
+            LOG.warning(
+                "Cannot confirm who runs singleton task %s.%s; skipping this run",
+                self.owner,
+                spec.name,
+                exc_info=True,
+            )
+            return False
+        if not allowed:
+            LOG.debug("Singleton task %s.%s runs elsewhere", self.owner, spec.name)
+        return allowed
 
     def _push(self, entry: _Entry, due: float) -> None:
         entry.stats.next_due = due

@@ -1,0 +1,278 @@
+"""Service: one manager, served over RPC, heartbeating into the registry.
+
+:meth:`Service.start` follows nova's order exactly:
+
+1. ``manager.init_host(service_ref)`` — ``service_ref`` is the record of a previous run, or None;
+2. create or update this service's record in the registry;
+3. ``manager.pre_start_hook(service_ref)``;
+4. RPC consumers on ``topic``, ``topic.<host>`` and the topic's fanout, dispatching to the
+   manager, a base endpoint (namespace ``baseapi``: ``ping``, ``get_backdoor_port``) and the
+   manager's ``additional_endpoints``;
+5. ``manager.post_start_hook()``;
+6. the heartbeat loop (every ``report_interval``) and the periodic-task loop (first pass after a
+   random delay up to ``periodic_fuzzy_delay``, then sleeping what ``periodic_tasks()`` returns,
+   capped by ``periodic_interval_max``), both in a task group the service owns.
+
+A step that fails stops start-up with :class:`~steward.errors.ServiceStartError` and undoes what
+was started. :meth:`Service.stop` reverses it: stop consuming; let requests in flight finish for up
+to ``graceful_shutdown_timeout`` (what is left is cancelled and its messages go back to the queue);
+stop the loops; release singleton leases; ``manager.cleanup_host()``; close what the service
+opened. Many services can share one process and one transport.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import typing
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+from steward import config
+from steward.clock import Clock, SystemClock
+from steward.context import RequestContext, get_admin_context
+from steward.db import Database
+from steward.errors import ServiceStartError
+from steward.manager import Manager, run_hook
+from steward.periodic import PeriodicTaskSpec
+from steward.registry import Registry, ServiceRecord
+from steward.rpc import RPCServer, Target, Transport, get_transport
+
+__all__ = ["BaseRPCAPI", "Service"]
+
+LOG = logging.getLogger(__name__)
+
+
+class BaseRPCAPI:
+    """The endpoint every service has beside its manager (nova's ``BaseRPCAPI``)."""
+
+    target = Target(namespace="baseapi", version="1.1")
+
+    def __init__(self, service_name: str, backdoor_port: int | None) -> None:
+        self.service_name = service_name
+        self.backdoor_port = backdoor_port
+
+    async def ping(self, context: RequestContext, arg: typing.Any) -> dict[str, typing.Any]:  # noqa: ANN401 - echoes any JSON
+        """Echo ``arg``: a round trip that proves the service consumes its topic."""
+        return {"service": self.service_name, "arg": arg}
+
+    async def get_backdoor_port(self, context: RequestContext) -> int | None:
+        """Return the debug console's port, or None when it is off."""
+        return self.backdoor_port
+
+
+class Service:
+    """Runs ``manager`` as a service on ``topic``. See the module docstring for the lifecycle.
+
+    ``binary`` names the service in the registry (default ``"steward-<topic>"``). ``transport``
+    and ``registry`` may be shared between services; those the service creates itself (from
+    ``settings``) it also closes. ``clock`` drives the heartbeat and periodic loops (tests pass a
+    fake one). ``version`` is recorded in the registry.
+    """
+
+    def __init__(
+        self,
+        manager: Manager,
+        *,
+        topic: str,
+        binary: str | None = None,
+        transport: Transport | None = None,
+        registry: Registry | None = None,
+        settings: config.Settings | None = None,
+        clock: Clock | None = None,
+        version: int = 0,
+    ) -> None:
+        self.manager = manager
+        self.topic = topic
+        self.binary = binary or f"steward-{topic}"
+        self.host = manager.host
+        self.settings = settings if settings is not None else config.get_settings()
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.version = version
+        self._own_transport = transport is None
+        self.transport: Transport = transport or get_transport(settings=self.settings)
+        self._own_registry = registry is None
+        self.registry = registry or Registry(
+            Database.from_settings(self.settings), settings=self.settings
+        )
+        self.service_ref: ServiceRecord | None = None
+        self.rpcserver: RPCServer | None = None
+        self.executor = ThreadPoolExecutor(
+            max_workers=self.settings.executor_thread_pool_size,
+            thread_name_prefix=f"{self.binary}",
+        )
+        # Who holds singleton leases: unique per process, since workers share host and binary.
+        self.holder = f"{self.host}/{self.binary}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
+        self._leases: set[str] = set()
+        self._loops: asyncio.Task[None] | None = None
+        self._registry_lost = False
+        self._stopping = False
+
+    # --- start ---------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the service in nova's order; raise :class:`ServiceStartError` if a step fails."""
+        LOG.info("Starting %s on %s (topic %s)", self.binary, self.host, self.topic)
+        step = "preparing the database"
+        try:
+            if self._own_registry:
+                await self.registry.db.ensure_schema()
+            previous = await self.registry.get(self.host, self.binary)
+            step = "init_host"
+            await run_hook(self.manager, "init_host", previous, executor=self.executor)
+            step = "creating the service record"
+            self.service_ref = await self.registry.create_or_update(
+                self.host, self.binary, self.topic, version=self.version
+            )
+            step = "pre_start_hook"
+            await run_hook(self.manager, "pre_start_hook", self.service_ref, executor=self.executor)
+            step = "starting RPC consumers"
+            await self._start_rpc()
+            step = "post_start_hook"
+            await run_hook(self.manager, "post_start_hook", executor=self.executor)
+        except Exception as exc:
+            LOG.exception("%s on %s failed to start while %s", self.binary, self.host, step)
+            await self._close(cancel_requests=True)
+            raise ServiceStartError(
+                f"{self.binary} on {self.host} failed to start while {step}: {exc}"
+            ) from exc
+        self._loops = asyncio.create_task(self._run_loops(), name=f"{self.binary} loops")
+        LOG.info("%s on %s started", self.binary, self.host)
+
+    async def _start_rpc(self) -> None:
+        if self.manager.db is None:
+            self.manager.db = self.registry.db
+        scheduler = self.manager.periodic_scheduler
+        scheduler.executor = self.executor
+        scheduler.singleton_gate = self._may_run_singleton
+        endpoints: list[object] = [
+            self.manager,
+            BaseRPCAPI(self.manager.service_name, self.manager.backdoor_port),
+            *self.manager.additional_endpoints,
+        ]
+        self.rpcserver = RPCServer(
+            self.transport, Target(self.topic, self.host), endpoints, executor=self.executor
+        )
+        await self.rpcserver.start()
+
+    async def _run_loops(self) -> None:
+        async with asyncio.TaskGroup() as loops:
+            loops.create_task(self._heartbeat_loop(), name=f"{self.binary} heartbeat")
+            if self.settings.periodic_enable:
+                loops.create_task(self._periodic_loop(), name=f"{self.binary} periodic tasks")
+
+    # --- loops ---------------------------------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await self.report_state()
+            await self.clock.sleep(self.settings.report_interval)
+
+    async def report_state(self) -> None:
+        """Send one heartbeat and renew held leases; log a lost registry once, and its return."""
+        assert self.service_ref is not None  # noqa: S101 - set by start() before the loops
+        try:
+            self.service_ref = await self.registry.heartbeat(self.service_ref)
+            for lease in list(self._leases):
+                if not await self.registry.acquire_lease(
+                    lease, self.holder, duration=self.registry.service_down_time
+                ):
+                    LOG.warning("Lost singleton lease %s to another service", lease)
+                    self._leases.discard(lease)
+        except Exception:
+            if not self._registry_lost:
+                self._registry_lost = True
+                LOG.exception("Lost connection to the registry; heartbeats will be retried")
+            return
+        if self._registry_lost:
+            self._registry_lost = False
+            LOG.info("Connection to the registry recovered; heartbeats resumed")
+
+    async def _periodic_loop(self) -> None:
+        fuzzy = self.settings.periodic_fuzzy_delay
+        if fuzzy:
+            await self.clock.sleep(random.uniform(0, fuzzy))  # noqa: S311 - spreads load, not security
+        while True:
+            try:
+                idle = await self.manager.periodic_tasks(get_admin_context())
+            except Exception:
+                LOG.exception("Periodic task pass of %s failed", self.binary)
+                idle = self.settings.periodic_interval_max
+            await self.clock.sleep(min(idle, self.settings.periodic_interval_max))
+
+    def lease_name(self, spec: PeriodicTaskSpec) -> str:
+        """Return the registry lease of singleton task ``spec``: one per binary, topic and task."""
+        return f"{self.binary}:{self.topic}:{spec.name}"
+
+    async def _may_run_singleton(self, spec: PeriodicTaskSpec) -> bool:
+        name = self.lease_name(spec)
+        held = await self.registry.acquire_lease(
+            name, self.holder, duration=self.registry.service_down_time
+        )
+        if held:
+            self._leases.add(name)
+        else:
+            self._leases.discard(name)
+        return held
+
+    # --- reload and stop -----------------------------------------------------------------------
+
+    async def reset(self, settings: config.Settings | None = None) -> None:
+        """Apply reloaded ``settings`` (mutable options only) and call ``manager.reset()``."""
+        if settings is not None:
+            self.settings = settings
+            self.manager.periodic_scheduler.run_external = settings.run_external_periodic_tasks
+        await run_hook(self.manager, "reset", executor=self.executor)
+
+    async def stop(self) -> None:
+        """Stop gracefully (see the module docstring); calling it again does nothing."""
+        if self._stopping:
+            return
+        self._stopping = True
+        LOG.info("Stopping %s on %s", self.binary, self.host)
+        await self._close(cancel_requests=False)
+        try:
+            await run_hook(self.manager, "cleanup_host", executor=self.executor)
+        finally:
+            await self._release_resources()
+        LOG.info("%s on %s stopped", self.binary, self.host)
+
+    async def _close(self, *, cancel_requests: bool) -> None:
+        if self.rpcserver is not None:
+            await self.rpcserver.stop()
+            grace = 0 if cancel_requests else self.settings.graceful_shutdown_timeout
+            await self.rpcserver.wait(grace_period=grace)
+        if self._loops is not None:
+            loops, self._loops = self._loops, None
+            loops.cancel()
+            # asyncio.wait, not await: the loops' own CancelledError is expected, while a
+            # cancellation of stop() itself still propagates.
+            await asyncio.wait([loops])
+            if not loops.cancelled() and loops.exception() is not None:
+                LOG.error("The loops of %s had failed", self.binary, exc_info=loops.exception())
+        await self.manager.periodic_scheduler.wait_threads()
+        for lease in list(self._leases):
+            try:
+                await self.registry.release_lease(lease, self.holder)
+            except Exception:
+                LOG.warning("Could not release singleton lease %s", lease, exc_info=True)
+        self._leases.clear()
+        if cancel_requests:
+            await self._release_resources()
+
+    async def _release_resources(self) -> None:
+        if self._own_transport:
+            await self.transport.close()
+        if self._own_registry:
+            await self.registry.db.dispose()
+        self.executor.shutdown(wait=False)
+
+    async def wait(self) -> None:
+        """Wait until the service's loops end (they run until :meth:`stop`)."""
+        if self._loops is not None:
+            await asyncio.shield(self._loops)
+
+    def __repr__(self) -> str:
+        return f"<Service: host={self.host}, binary={self.binary}, topic={self.topic}>"
