@@ -18,12 +18,14 @@ import contextlib
 import contextvars
 import dataclasses
 import datetime
+import logging
 import typing
 import uuid
 from collections.abc import Iterator
 
 __all__ = [
     "RequestContext",
+    "RequestContextFilter",
     "bind",
     "generate_request_id",
     "get_admin_context",
@@ -217,3 +219,17 @@ def bind(context: RequestContext | None) -> Iterator[RequestContext | None]:
         yield context
     finally:
         _current.reset(token)
+
+
+class RequestContextFilter(logging.Filter):
+    """Adds ``request_id`` (``-`` outside a request) to every log record it sees.
+
+    Install it on a handler and put ``%(request_id)s`` in the format: each line of one request,
+    across RPC hops and threads, then carries the same id without code passing it by hand.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Annotate ``record``; never drops it."""
+        context = _current.get()
+        record.request_id = context.request_id if context is not None else "-"
+        return True

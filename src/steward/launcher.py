@@ -1,0 +1,255 @@
+"""Launchers: run a service in this process, or in N supervised worker processes; signals.
+
+:class:`ServiceLauncher` runs services in the current process until a signal says otherwise:
+
+* SIGTERM or SIGINT: graceful stop (consumers stop, requests in flight finish up to
+  ``graceful_shutdown_timeout``, the rest go back to the queue), exit code 0. A second SIGINT
+  exits at once (code 130), for an operator who does not want to wait.
+* SIGHUP: re-read the config file, apply the options marked mutable (others need a restart and
+  are logged as such) and call each manager's ``reset()``; the services keep running.
+
+:class:`ProcessLauncher` starts N worker processes, each a ``steward run`` with one worker, and
+supervises them: a worker that dies is started again after a backoff (1 s, doubling to 30 s,
+back to 1 s once a worker has lived a minute); SIGTERM/SIGINT stop them all gracefully (SIGKILL
+after ``graceful_shutdown_timeout`` plus a margin); SIGHUP is passed on to every worker.
+Workers are separate interpreters started with ``sys.executable``, not forks of a process that
+already runs an event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Sequence
+
+from steward import config
+from steward.manager import Manager
+from steward.service import Service
+
+__all__ = ["ProcessLauncher", "ServiceLauncher", "load_manager_class"]
+
+LOG = logging.getLogger(__name__)
+
+RESPAWN_MIN = 1.0
+RESPAWN_MAX = 30.0
+HEALTHY_AFTER = 60.0
+KILL_MARGIN = 10.0
+
+
+def load_manager_class(path: str) -> type[Manager]:
+    """Import ``"module:Class"`` and check it is a :class:`Manager` subclass.
+
+    The path comes from the operator's command line, never from a message. As uvicorn does, the
+    current directory is importable, so ``steward run myapp:MyManager`` works from a checkout.
+    """
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    module_name, sep, class_name = path.partition(":")
+    if not sep or not module_name or not class_name:
+        raise ValueError(f"expected a manager as 'module:Class', got {path!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"cannot import module {module_name!r} of {path!r}: {exc}") from exc
+    cls = getattr(module, class_name, None)
+    if not (isinstance(cls, type) and issubclass(cls, Manager)):
+        raise TypeError(f"{path!r} is {cls!r}, not a steward.Manager subclass")
+    return cls
+
+
+SettingsLoader = Callable[[], config.Settings]
+
+
+def apply_reload(current: config.Settings, reloaded: config.Settings) -> config.Settings:
+    """Return ``current`` with the mutable options of ``reloaded``; log the rest as ignored."""
+    mutable = config.Settings.mutable_options()
+    changes = {}
+    for name in config.Settings.model_fields:
+        old, new = getattr(current, name), getattr(reloaded, name)
+        if old == new:
+            continue
+        if name in mutable:
+            changes[name] = new
+            LOG.info("Reloaded option %s", name)
+        else:
+            LOG.warning("Option %s changed in the configuration; it takes a restart", name)
+    return current.model_copy(update=changes)
+
+
+class ServiceLauncher:
+    """Runs ``services`` in this process until SIGTERM/SIGINT; reloads on SIGHUP.
+
+    ``reload_settings`` re-reads the configuration (the file, the environment and the original
+    command line) for SIGHUP.
+    """
+
+    def __init__(self, services: Sequence[Service], *, reload_settings: SettingsLoader) -> None:
+        self.services = list(services)
+        self._reload_settings = reload_settings
+        self._stop = asyncio.Event()
+        self._interrupts = 0
+        self._reloads: set[asyncio.Task[None]] = set()
+
+    def request_stop(self) -> None:
+        """Ask for a graceful stop (what SIGTERM does)."""
+        self._stop.set()
+
+    def _on_sigint(self) -> None:
+        self._interrupts += 1
+        if self._interrupts > 1:
+            LOG.warning("Second SIGINT: exiting at once")
+            os._exit(130)
+        LOG.info("SIGINT: stopping gracefully (press Ctrl-C again to exit at once)")
+        self._stop.set()
+
+    def _on_sigterm(self) -> None:
+        LOG.info("SIGTERM: stopping gracefully")
+        self._stop.set()
+
+    def _on_sighup(self) -> None:
+        task = asyncio.get_running_loop().create_task(self.reload())
+        self._reloads.add(task)
+        task.add_done_callback(self._reloads.discard)
+
+    async def reload(self) -> None:
+        """Re-read settings, apply the mutable ones, and reset every service's manager."""
+        LOG.info("SIGHUP: reloading the configuration")
+        try:
+            reloaded = self._reload_settings()
+        except Exception:
+            LOG.exception("Reloading the configuration failed; keeping the current one")
+            return
+        settings = apply_reload(config.get_settings(), reloaded)
+        config.set_settings(settings)
+        for service in self.services:
+            try:
+                await service.reset(settings)
+            except Exception:
+                LOG.exception("reset() of %s failed", service.binary)
+
+    async def run(self) -> int:
+        """Start the services, wait for a stop signal, stop them; return the exit code."""
+        loop = asyncio.get_running_loop()
+        handlers = {
+            signal.SIGTERM: self._on_sigterm,
+            signal.SIGINT: self._on_sigint,
+            signal.SIGHUP: self._on_sighup,
+        }
+        for signum, handler in handlers.items():
+            loop.add_signal_handler(signum, handler)
+        started: list[Service] = []
+        try:
+            for service in self.services:
+                await service.start()
+                started.append(service)
+            _notify_ready()
+            await self._stop.wait()
+            return 0
+        finally:
+            for signum in handlers:
+                if signum is not signal.SIGINT:
+                    loop.remove_signal_handler(signum)
+            for task in list(self._reloads):
+                await task
+            for service in reversed(started):
+                await service.stop()
+            loop.remove_signal_handler(signal.SIGINT)
+
+
+async def _wait_event(event: asyncio.Event, seconds: float) -> bool:
+    """Wait up to ``seconds`` for ``event``; return whether it is set."""
+    try:
+        async with asyncio.timeout(seconds):
+            await event.wait()
+    except TimeoutError:
+        return False
+    return True
+
+
+def _notify_ready() -> None:
+    # Tell a supervisor (systemd, or a test) that the service is serving.
+    sys.stdout.write("steward: ready\n")
+    sys.stdout.flush()
+
+
+class ProcessLauncher:
+    """Supervises ``workers`` processes running ``command``; see the module docstring."""
+
+    def __init__(
+        self, command: Sequence[str], workers: int, *, graceful_shutdown_timeout: float
+    ) -> None:
+        if workers < 1:
+            raise ValueError(f"`workers` must be at least 1, got {workers}")
+        self.command = list(command)
+        self.workers = workers
+        self.graceful_shutdown_timeout = graceful_shutdown_timeout
+        self.children: dict[int, asyncio.subprocess.Process] = {}
+        self.respawns = 0
+        self._stopping = asyncio.Event()
+
+    async def _spawn(self) -> asyncio.subprocess.Process:
+        process = await asyncio.create_subprocess_exec(*self.command)
+        self.children[process.pid] = process
+        LOG.info("Started worker %d", process.pid)
+        return process
+
+    async def _supervise(self, slot: int) -> None:
+        delay = RESPAWN_MIN
+        while not self._stopping.is_set():
+            process = await self._spawn()
+            started = time.monotonic()
+            code = await process.wait()
+            self.children.pop(process.pid, None)
+            if self._stopping.is_set():
+                return
+            LOG.warning("Worker %d (slot %d) exited with %s; restarting", process.pid, slot, code)
+            if time.monotonic() - started > HEALTHY_AFTER:
+                delay = RESPAWN_MIN
+            stopped = await _wait_event(self._stopping, delay)
+            if stopped:
+                return
+            self.respawns += 1
+            delay = min(delay * 2, RESPAWN_MAX)
+
+    def _signal_children(self, signum: int) -> None:
+        for pid in list(self.children):
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                continue
+
+    def _on_stop_signal(self, signum: int) -> None:
+        LOG.info("%s: stopping %d workers", signal.Signals(signum).name, len(self.children))
+        self._stopping.set()
+        self._signal_children(signal.SIGTERM)
+
+    async def run(self) -> int:
+        """Run and supervise the workers until SIGTERM/SIGINT; return the exit code."""
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self._on_stop_signal, signal.SIGTERM)
+        loop.add_signal_handler(signal.SIGINT, self._on_stop_signal, signal.SIGINT)
+        loop.add_signal_handler(signal.SIGHUP, self._signal_children, signal.SIGHUP)
+        try:
+            async with asyncio.TaskGroup() as supervisors:
+                for slot in range(self.workers):
+                    supervisors.create_task(self._supervise(slot))
+                supervisors.create_task(self._kill_after_grace())
+        finally:
+            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(signum)
+        return 0
+
+    async def _kill_after_grace(self) -> None:
+        await self._stopping.wait()
+        waits = [process.wait() for process in list(self.children.values())]
+        try:
+            async with asyncio.timeout(self.graceful_shutdown_timeout + KILL_MARGIN):
+                await asyncio.gather(*waits)
+        except TimeoutError:
+            LOG.warning("Workers still running after the grace period; killing them")
+            self._signal_children(signal.SIGKILL)

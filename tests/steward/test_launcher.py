@@ -1,0 +1,208 @@
+"""The launcher with real processes: ``python -m steward run`` in a subprocess, real signals."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import sys
+import textwrap
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from steward.config import load_settings
+from steward.db import Database
+from steward.launcher import apply_reload, load_manager_class
+from steward.registry import Registry
+
+GUARD = 30.0
+
+TARGET = """
+import logging
+import threading
+
+import steward
+
+LOG = logging.getLogger("target")
+
+
+class Echo(steward.Manager):
+    def __init__(self, host=None):
+        super().__init__(host, service_name="echo")
+
+    async def echo(self, context, value):
+        return value
+
+    def reset(self):
+        LOG.info("reset ran")
+
+    def cleanup_host(self):
+        LOG.info("cleanup ran")
+
+
+class SlowCleanup(Echo):
+    def cleanup_host(self):
+        LOG.info("cleanup started")
+        threading.Event().wait(60)
+"""
+
+
+class Running:
+    """A ``steward run`` child process whose stderr lines the test can wait for."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        self.lines: list[str] = []
+        self._changed = asyncio.Condition()
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self.process.stderr is not None
+        async for raw in self.process.stderr:
+            async with self._changed:
+                self.lines.append(raw.decode(errors="replace").rstrip())
+                self._changed.notify_all()
+
+    async def wait_for(self, pattern: str, *, count: int = 1) -> None:
+        regex = re.compile(pattern)
+
+        def seen() -> bool:
+            return sum(1 for line in self.lines if regex.search(line)) >= count
+
+        try:
+            async with asyncio.timeout(GUARD), self._changed:
+                await self._changed.wait_for(seen)
+        except TimeoutError:
+            raise AssertionError(
+                f"{pattern!r} never logged; got:\n" + "\n".join(self.lines)
+            ) from None
+
+    async def exit_code(self) -> int:
+        async with asyncio.timeout(GUARD):
+            code = await self.process.wait()
+            await self._reader
+        return code
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    (tmp_path / "target.py").write_text(textwrap.dedent(TARGET))
+    return tmp_path
+
+
+Spawn = Callable[..., Awaitable[Running]]
+
+
+@pytest.fixture
+async def spawn(workdir: Path) -> AsyncIterator[Spawn]:
+    started: list[Running] = []
+
+    async def start(*args: str, env: dict[str, str] | None = None) -> Running:
+        environment = {
+            **os.environ,
+            "STEWARD_DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'registry.db'}",
+            "STEWARD_PERIODIC_FUZZY_DELAY": "0",
+            **(env or {}),
+        }
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "steward", *args,
+            cwd=workdir, env=environment,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        running = Running(process)
+        started.append(running)
+        return running
+
+    yield start
+    for running in started:
+        if running.process.returncode is None:
+            running.process.kill()
+            await running.process.wait()
+
+
+async def test_run_serves_reloads_on_sighup_and_stops_on_sigterm(
+    spawn: Spawn, workdir: Path
+) -> None:
+    config = workdir / "steward.toml"
+    config.write_text("report_interval = 10\nservice_down_time = 60\n")
+    running = await spawn("--config-file", str(config), "run", "target:Echo", "--topic", "echo")
+    await running.wait_for(r"steward-echo on \S+ started")
+    async with Database(f"sqlite+aiosqlite:///{workdir / 'registry.db'}") as db:
+        statuses = await Registry(db, settings=load_settings()).list_services()
+    assert [(s.record.binary, s.up) for s in statuses] == [("steward-echo", True)]
+    config.write_text("report_interval = 3\nservice_down_time = 60\nhost = 'elsewhere'\n")
+    running.process.send_signal(signal.SIGHUP)
+    await running.wait_for("Reloaded option report_interval")
+    await running.wait_for("Option host changed in the configuration; it takes a restart")
+    await running.wait_for("reset ran")
+    running.process.send_signal(signal.SIGTERM)
+    assert await running.exit_code() == 0
+    assert any("cleanup ran" in line for line in running.lines)
+
+
+async def test_a_killed_service_turns_down_within_down_time_plus_report_interval(
+    spawn: Spawn, workdir: Path
+) -> None:
+    settings = load_settings(overrides={"report_interval": "0.5", "service_down_time": "1.5"})
+    running = await spawn(
+        "run", "target:Echo", "--topic", "echo",
+        env={"STEWARD_REPORT_INTERVAL": "0.5", "STEWARD_SERVICE_DOWN_TIME": "1.5"},
+    )  # fmt: skip
+    await running.wait_for("started")
+    running.process.kill()
+    await running.process.wait()
+    async with Database(f"sqlite+aiosqlite:///{workdir / 'registry.db'}") as db:
+        registry = Registry(db, settings=settings)
+        killed_at = await db.now()
+        async with asyncio.timeout(GUARD):
+            while (await registry.list_services())[0].up:  # noqa: ASYNC110 - polls the database
+                await asyncio.sleep(0.1)
+        noticed = await db.now()
+    assert (noticed - killed_at).total_seconds() <= 1.5 + 0.5 + 1.0  # + polling slack
+
+
+async def test_a_second_sigint_exits_at_once(spawn: Spawn) -> None:
+    running = await spawn("run", "target:SlowCleanup", "--topic", "echo")
+    await running.wait_for("started")
+    running.process.send_signal(signal.SIGINT)
+    await running.wait_for("cleanup started")
+    running.process.send_signal(signal.SIGINT)
+    assert await running.exit_code() == 130
+
+
+async def test_workers_are_supervised_and_respawned(spawn: Spawn) -> None:
+    running = await spawn("run", "target:Echo", "--topic", "echo", "--workers", "2")
+    await running.wait_for(r"steward-echo on \S+ started", count=2)
+    pids = [
+        int(m.group(1)) for line in running.lines if (m := re.search(r"Started worker (\d+)", line))
+    ]
+    assert len(pids) == 2
+    os.kill(pids[0], signal.SIGKILL)
+    await running.wait_for(rf"Worker {pids[0]} \(slot \d\) exited with -9; restarting")
+    await running.wait_for(r"Started worker", count=3)
+    await running.wait_for(r"steward-echo on \S+ started", count=3)
+    running.process.send_signal(signal.SIGTERM)
+    assert await running.exit_code() == 0
+    assert sum("cleanup ran" in line for line in running.lines) == 2
+
+
+def test_load_manager_class_checks_the_path(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(workdir)
+    assert load_manager_class("target:Echo").__name__ == "Echo"
+    with pytest.raises(ValueError, match=r"expected a manager as 'module:Class'"):
+        load_manager_class("target.Echo")
+    with pytest.raises(ValueError, match="cannot import module"):
+        load_manager_class("no_such_module_here:Echo")
+    with pytest.raises(TypeError, match=r"not a steward\.Manager subclass"):
+        load_manager_class("target:LOG")
+
+
+def test_reload_applies_only_mutable_options() -> None:
+    current = load_settings(overrides={"host": "a", "report_interval": "10"})
+    reloaded = load_settings(overrides={"host": "b", "report_interval": "4"})
+    applied = apply_reload(current, reloaded)
+    assert applied.report_interval == 4
+    assert applied.host == "a"
