@@ -42,10 +42,13 @@ import typing
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import Executor
 
+from opentelemetry.trace import SpanKind
+
 from steward._aio import is_async_callable
 from steward.clock import Clock, SystemClock
 from steward.context import RequestContext, bind
 from steward.errors import InvalidPeriodicTaskArg, PeriodicTaskError
+from steward.tracing import span
 
 __all__ = [
     "DEFAULT_INTERVAL",
@@ -382,7 +385,14 @@ class PeriodicScheduler:
         stats.runs += 1
         stats.last_started = started
         try:
-            with bind(context):
+            with (
+                bind(context),
+                span(
+                    f"periodic:{self.owner}.{entry.spec.name}",
+                    kind=SpanKind.INTERNAL,
+                    attributes={"steward.periodic_task": entry.spec.name},
+                ),
+            ):
                 if entry.is_async:
                     try:
                         await typing.cast("typing.Awaitable[object]", entry.fn(context))

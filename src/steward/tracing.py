@@ -15,19 +15,23 @@ microseconds per call.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import typing
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
 
-from opentelemetry import trace
+from opentelemetry import propagate, trace
 
 __all__ = [
     "ATTR_HOST",
     "ATTR_SERVICE",
+    "TRACE_CONTEXT_KEYS",
+    "inject_trace_context",
     "is_tracing_enabled",
     "set_tracer_provider",
     "set_tracing_enabled",
+    "span",
     "traced",
 ]
 
@@ -105,8 +109,8 @@ def traced(fn: F, *, prefix: str) -> F:
         async def async_wrapper(*args: object, **kwargs: object) -> object:
             if not _enabled:
                 return await async_fn(*args, **kwargs)
-            span = _start_span(typing.cast("_Traceable", args[0]), prefix, name)
-            with trace.use_span(span, end_on_exit=True):
+            started = _start_span(typing.cast("_Traceable", args[0]), prefix, name)
+            with trace.use_span(started, end_on_exit=True):
                 return await async_fn(*args, **kwargs)
 
         wrapper = async_wrapper
@@ -116,10 +120,53 @@ def traced(fn: F, *, prefix: str) -> F:
         def sync_wrapper(*args: object, **kwargs: object) -> object:
             if not _enabled:
                 return fn(*args, **kwargs)
-            span = _start_span(typing.cast("_Traceable", args[0]), prefix, name)
-            with trace.use_span(span, end_on_exit=True):
+            started = _start_span(typing.cast("_Traceable", args[0]), prefix, name)
+            with trace.use_span(started, end_on_exit=True):
                 return fn(*args, **kwargs)
 
         wrapper = sync_wrapper
     setattr(wrapper, _TRACED_MARK, True)
     return typing.cast("F", wrapper)
+
+
+TRACE_CONTEXT_KEYS = ("traceparent", "tracestate")
+"""The W3C trace-context keys carried in a request's context dict (``_context_traceparent``)."""
+
+
+def inject_trace_context(carrier: MutableMapping[str, typing.Any]) -> None:
+    """Write the current span's W3C trace context into ``carrier`` (a request's context dict).
+
+    oslo.messaging puts ``traceparent`` in the context dict the same way, so it travels as
+    ``_context_traceparent``; peers that do not trace ignore it. Does nothing while tracing is off.
+    """
+    if _enabled:
+        propagate.inject(carrier)
+
+
+@contextlib.contextmanager
+def span(
+    name: str,
+    *,
+    kind: trace.SpanKind,
+    attributes: Mapping[str, str],
+    carrier: MutableMapping[str, typing.Any] | None = None,
+) -> Iterator[trace.Span | None]:
+    """Run the block in a span while tracing is on (else yield None at no cost).
+
+    Used for RPC hops and periodic-task runs; manager methods get theirs from :func:`traced`.
+
+    ``carrier`` on the server side is the request's context dict: its trace context becomes the
+    span's parent, and its trace keys are removed so they do not travel further.
+    """
+    if not _enabled:
+        yield None
+        return
+    parent = None
+    if carrier is not None:
+        parent = propagate.extract(carrier)
+        for key in TRACE_CONTEXT_KEYS:
+            carrier.pop(key, None)
+    with _tracer.start_as_current_span(
+        name, context=parent, kind=kind, attributes=dict(attributes)
+    ) as current:
+        yield current

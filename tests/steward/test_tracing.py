@@ -154,3 +154,19 @@ def test_a_class_is_never_wrapped_twice() -> None:
 
     assert Again.create_volume is VolumeManager.create_volume
     assert not hasattr(vars(Again.create_volume)["__wrapped__"], "__wrapped__")
+
+
+async def test_periodic_task_runs_get_a_span_around_the_method(
+    spans: InMemorySpanExporter,
+) -> None:
+    from steward.testing import FakeClock
+
+    manager = VolumeManager(host="h", service_name="volume", clock=FakeClock())
+    manager.periodic_scheduler.start()
+    manager.periodic_scheduler.clock.advance(5)  # type: ignore[attr-defined]
+    await manager.periodic_scheduler.run_due(RequestContext())
+    by_name = {span.name: span for span in spans.get_finished_spans()}
+    run, method = by_name["periodic:VolumeManager.audit"], by_name["rpc:VolumeManager.audit"]
+    assert method.parent is not None
+    assert run.context is not None
+    assert method.parent.span_id == run.context.span_id

@@ -17,6 +17,8 @@ import logging
 import typing
 import weakref
 
+from opentelemetry.trace import SpanKind
+
 from steward import config
 from steward.context import RequestContext, get_current
 from steward.errors import (
@@ -29,6 +31,7 @@ from steward.rpc import wire
 from steward.rpc.serializer import Serializer
 from steward.rpc.target import Target, parse_version, version_is_compatible
 from steward.rpc.transports.base import Transport
+from steward.tracing import inject_trace_context, span
 
 __all__ = ["RPCClient", "SyncRPCClient"]
 
@@ -192,13 +195,30 @@ class RPCClient:
         self._check(call=True)
         context = context if context is not None else get_current()
         timeout = self.timeout or self._settings().rpc_response_timeout
+        with span(
+            f"{self.target.topic}.{method} call",
+            kind=SpanKind.CLIENT,
+            attributes=self._span_attributes(method),
+        ):
+            reply = await self._call(context, method, kwargs, timeout)
+        if reply.failure is not None:
+            raise wire.deserialize_failure(reply.failure, self._allowed_modules())
+        return self.serializer.deserialize_entity(context, reply.result)
+
+    async def _call(
+        self,
+        context: RequestContext | None,
+        method: str,
+        kwargs: dict[str, object],
+        seconds: float,
+    ) -> wire.Reply:
         waiter = _waiter_for(self.transport)
         reply_to = await waiter.address()
         msg_id = wire.new_id()
         inner = wire.request(
             method,
             self._args(context, kwargs),
-            self.serializer.serialize_context(context),
+            self._context(context),
             namespace=self.target.namespace,
             version=self.target.version,
             msg_id=msg_id,
@@ -208,20 +228,30 @@ class RPCClient:
         future: asyncio.Future[wire.Reply] = asyncio.get_running_loop().create_future()
         waiter.pending[msg_id] = future
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(seconds):
                 # The reply confirms the request, so the request needs no publisher confirm.
-                await self.transport.send(self.target, body, expiration=timeout, confirm=False)
-                reply = await future
+                await self.transport.send(self.target, body, expiration=seconds, confirm=False)
+                return await future
         except TimeoutError as exc:
             raise MessagingTimeout(
                 f"Timed out waiting for a reply to message ID {msg_id} "
-                f"({method!r} on {self.target.topic}, after {timeout:g} s)"
+                f"({method!r} on {self.target.topic}, after {seconds:g} s)"
             ) from exc
         finally:
             waiter.pending.pop(msg_id, None)
-        if reply.failure is not None:
-            raise wire.deserialize_failure(reply.failure, self._allowed_modules())
-        return self.serializer.deserialize_entity(context, reply.result)
+
+    def _context(self, context: RequestContext | None) -> dict[str, typing.Any]:
+        values = self.serializer.serialize_context(context)
+        inject_trace_context(values)
+        return values
+
+    def _span_attributes(self, method: str) -> dict[str, str]:
+        return {
+            "rpc.system": "steward",
+            "rpc.method": method,
+            "messaging.destination.name": str(self.target.topic),
+            "steward.server": self.target.server or "",
+        }
 
     async def cast(self, context: RequestContext | None, method: str, /, **kwargs: object) -> None:
         """Send ``method(context, **kwargs)`` to the target and return once it is handed over.
@@ -231,14 +261,19 @@ class RPCClient:
         """
         self._check(call=False)
         context = context if context is not None else get_current()
-        inner = wire.request(
-            method,
-            self._args(context, kwargs),
-            self.serializer.serialize_context(context),
-            namespace=self.target.namespace,
-            version=self.target.version,
-        )
-        await self.transport.send(self.target, self._encode(inner, method), confirm=True)
+        with span(
+            f"{self.target.topic}.{method} cast",
+            kind=SpanKind.PRODUCER,
+            attributes=self._span_attributes(method),
+        ):
+            inner = wire.request(
+                method,
+                self._args(context, kwargs),
+                self._context(context),
+                namespace=self.target.namespace,
+                version=self.target.version,
+            )
+            await self.transport.send(self.target, self._encode(inner, method), confirm=True)
 
     def _allowed_modules(self) -> typing.Sequence[str]:
         if self.allowed_remote_exmods is not None:

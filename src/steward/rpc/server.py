@@ -21,6 +21,8 @@ import logging
 from collections.abc import Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 
+from opentelemetry.trace import SpanKind
+
 from steward import config
 from steward.errors import (
     InvalidTarget,
@@ -33,6 +35,7 @@ from steward.rpc.dispatcher import Dispatcher
 from steward.rpc.serializer import Serializer
 from steward.rpc.target import Target
 from steward.rpc.transports.base import IncomingMessage, Listener, Transport
+from steward.tracing import span
 
 __all__ = ["RPCServer"]
 
@@ -168,7 +171,18 @@ class RPCServer:
         result: object = None
         failure: str | None = None
         try:
-            result = await self.dispatcher.dispatch(request)
+            with span(
+                f"{self.target.topic}.{request.method} handle",
+                kind=SpanKind.SERVER if address is not None else SpanKind.CONSUMER,
+                attributes={
+                    "rpc.system": "steward",
+                    "rpc.method": request.method,
+                    "messaging.destination.name": str(self.target.topic),
+                    "steward.server": str(self.target.server),
+                },
+                carrier=request.context,
+            ):
+                result = await self.dispatcher.dispatch(request)
             self.handled += 1
         except RPCDispatchError as exc:
             self.failed += 1
