@@ -9,7 +9,8 @@ the same arguments sees. Commands:
 * ``steward config show`` — effective settings, their source, secrets masked;
 * ``steward db upgrade`` / ``steward db current`` — the registry's schema;
 * ``steward services list|enable|disable`` — the registry;
-* ``steward call|cast TOPIC METHOD [--arg k=v ...]`` — RPC from the shell.
+* ``steward call|cast TOPIC METHOD [--arg k=v ...]`` — RPC from the shell;
+* ``steward report HOST BINARY`` — a running service's report (:mod:`steward.report`).
 
 Errors are one line on stderr and a non-zero exit; ``--debug`` shows the traceback.
 """
@@ -468,6 +469,39 @@ def cast(  # noqa: PLR0917 - typer maps each parameter to an option
         )
     )  # fmt: skip
     typer.echo("sent")
+
+
+@app.command("report")
+@_errors_are_one_line
+def report(
+    host: str,
+    binary: str,
+    as_json: typing.Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    timeout: typing.Annotated[float, typer.Option("--timeout", min=0.001)] = 30.0,
+) -> None:
+    """Ask BINARY on HOST for its service report (stacks, RPC and periodic stats, config)."""
+    from steward.db import Database  # noqa: PLC0415 - report only
+    from steward.registry import Registry  # noqa: PLC0415
+    from steward.report import format_report  # noqa: PLC0415
+
+    async def fetch() -> dict[str, typing.Any]:
+        settings = _load()
+        async with Database.from_settings(settings) as db:
+            record = await Registry(db, settings=settings).get(host, binary)
+        if record is None:
+            raise LookupError(f"no service {binary!r} on host {host!r} in the registry")
+        result = await _send(
+            topic=record.topic, method="report", arguments={}, server=host,
+            namespace="baseapi", version="1.1", call_timeout=timeout, fanout=False,
+            wait_for_reply=True,
+        )  # fmt: skip
+        return typing.cast("dict[str, typing.Any]", result)
+
+    data = asyncio.run(fetch())
+    if as_json:
+        typer.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
+        return
+    Console().print(format_report(data), highlight=False, markup=False)
 
 
 def main() -> None:

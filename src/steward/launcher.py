@@ -7,6 +7,7 @@
   exits at once (code 130), for an operator who does not want to wait.
 * SIGHUP: re-read the config file, apply the options marked mutable (others need a restart and
   are logged as such) and call each manager's ``reset()``; the services keep running.
+* SIGUSR2: write the service report (:mod:`steward.report`) to the log.
 
 :class:`ProcessLauncher` starts N worker processes, each a ``steward run`` with one worker, and
 supervises them: a worker that dies is started again after a backoff (1 s, doubling to 30 s,
@@ -111,6 +112,11 @@ class ServiceLauncher:
         LOG.info("SIGTERM: stopping gracefully")
         self._stop.set()
 
+    def _on_sigusr2(self) -> None:
+        from steward.report import build_report, format_report  # noqa: PLC0415 - rarely used
+
+        LOG.info("SIGUSR2: service report\n%s", format_report(build_report(self.services)))
+
     def _on_sighup(self) -> None:
         task = asyncio.get_running_loop().create_task(self.reload())
         self._reloads.add(task)
@@ -139,6 +145,7 @@ class ServiceLauncher:
             signal.SIGTERM: self._on_sigterm,
             signal.SIGINT: self._on_sigint,
             signal.SIGHUP: self._on_sighup,
+            signal.SIGUSR2: self._on_sigusr2,
         }
         for signum, handler in handlers.items():
             loop.add_signal_handler(signum, handler)

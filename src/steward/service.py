@@ -38,6 +38,7 @@ from steward.errors import ServiceStartError
 from steward.manager import Manager, run_hook
 from steward.periodic import PeriodicTaskSpec
 from steward.registry import Registry, ServiceRecord
+from steward.report import build_report
 from steward.rpc import RPCServer, Target, Transport, get_transport
 
 __all__ = ["BaseRPCAPI", "Service"]
@@ -50,9 +51,15 @@ class BaseRPCAPI:
 
     target = Target(namespace="baseapi", version="1.1")
 
-    def __init__(self, service_name: str, backdoor_port: int | None) -> None:
+    def __init__(
+        self,
+        service_name: str,
+        backdoor_port: int | None,
+        report: typing.Callable[[], dict[str, typing.Any]] | None = None,
+    ) -> None:
         self.service_name = service_name
         self.backdoor_port = backdoor_port
+        self._report = report
 
     async def ping(self, context: RequestContext, arg: typing.Any) -> dict[str, typing.Any]:  # noqa: ANN401 - echoes any JSON
         """Echo ``arg``: a round trip that proves the service consumes its topic."""
@@ -61,6 +68,12 @@ class BaseRPCAPI:
     async def get_backdoor_port(self, context: RequestContext) -> int | None:
         """Return the debug console's port, or None when it is off."""
         return self.backdoor_port
+
+    async def report(self, context: RequestContext) -> dict[str, typing.Any]:
+        """Return the service report (:mod:`steward.report`): stacks, stats, configuration."""
+        if self._report is None:
+            return {}
+        return self._report()
 
 
 class Service:
@@ -149,7 +162,7 @@ class Service:
         scheduler.singleton_gate = self._may_run_singleton
         endpoints: list[object] = [
             self.manager,
-            BaseRPCAPI(self.manager.service_name, self.manager.backdoor_port),
+            BaseRPCAPI(self.manager.service_name, self.manager.backdoor_port, self.report),
             *self.manager.additional_endpoints,
         ]
         self.rpcserver = RPCServer(
@@ -216,6 +229,10 @@ class Service:
         else:
             self._leases.discard(name)
         return held
+
+    def report(self) -> dict[str, typing.Any]:
+        """Return this service's report (:func:`steward.report.build_report`)."""
+        return build_report([self], settings=self.settings)
 
     # --- reload and stop -----------------------------------------------------------------------
 

@@ -138,6 +138,9 @@ async def test_run_serves_reloads_on_sighup_and_stops_on_sigterm(
     await running.wait_for("Reloaded option report_interval")
     await running.wait_for("Option host changed in the configuration; it takes a restart")
     await running.wait_for("reset ran")
+    running.process.send_signal(signal.SIGUSR2)
+    await running.wait_for("SIGUSR2: service report")
+    await running.wait_for(r"-- service steward-echo \(topic echo, Echo\)")
     running.process.send_signal(signal.SIGTERM)
     assert await running.exit_code() == 0
     assert any("cleanup ran" in line for line in running.lines)

@@ -386,3 +386,37 @@ async def test_singleton_task_runs_on_one_service_and_fails_over(
     finally:
         await second.stop()
     assert counter.max_active == 1
+
+
+async def test_report_shows_rpc_periodic_stacks_and_masked_config(
+    transport: Transport, registry: Registry, clock: FakeClock
+) -> None:
+    from steward.report import format_report
+
+    settings = make_settings(transport_url="amqp://guest:hunter2@127.0.0.1:5672/")
+    manager = VolumeManager(clock=clock, settings=settings)
+    service = Service(manager, topic="volume", transport=transport, registry=registry,
+                      settings=settings, clock=clock)  # fmt: skip
+    await service.start()
+    try:
+        client = RPCClient(transport, Target("volume"), timeout=GUARD)
+        await client.call(None, "create_volume", size=1)
+        await client.call(None, "create_volume", size=2)
+        base = client.prepare(namespace="baseapi", version="1.1")
+        report = await base.call(None, "report")
+    finally:
+        await service.stop()
+    (section,) = report["services"]
+    assert section["binary"] == "steward-volume"
+    assert section["rpc"]["methods"]["create_volume"]["calls"] == 2
+    assert section["rpc"]["handled"] >= 2
+    (audit,) = section["periodic_tasks"]
+    assert audit["name"] == "audit"
+    assert audit["runs"] == 1
+    assert report["configuration"]["transport_url"] == "amqp://guest:***@127.0.0.1:5672/"
+    assert any("steward-volume" in task["name"] for task in report["asyncio_tasks"])
+    assert any(thread["name"] == "MainThread" for thread in report["threads"])
+    text = format_report(report)
+    assert "hunter2" not in text
+    assert "rpc create_volume: 2 calls, 0 failed" in text
+    assert "periodic audit every 30.0 s: 1 runs" in text

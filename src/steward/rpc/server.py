@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import logging
+import time
 from collections.abc import Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 
@@ -37,13 +39,25 @@ from steward.rpc.target import Target
 from steward.rpc.transports.base import IncomingMessage, Listener, Transport
 from steward.tracing import span
 
-__all__ = ["RPCServer"]
+__all__ = ["MethodStats", "RPCServer"]
 
 LOG = logging.getLogger(__name__)
 
 # How many recent _unique_id values to remember for duplicate detection. oslo keeps 16; a server
 # holding up to `prefetch` messages at once needs at least that many to catch a redelivery.
 _MIN_SEEN_IDS = 16
+# Method names come from callers; unknown ones must not grow the stats without bound.
+_MAX_METHODS_TRACKED = 256
+
+
+@dataclasses.dataclass(slots=True)
+class MethodStats:
+    """Requests for one method: how many, how many failed, how long they took (seconds)."""
+
+    calls: int = 0
+    failures: int = 0
+    total_seconds: float = 0.0
+    max_seconds: float = 0.0
 
 
 class RPCServer:
@@ -83,6 +97,7 @@ class RPCServer:
         )
         self.handled = 0
         self.failed = 0
+        self.method_stats: dict[str, MethodStats] = {}
 
     @property
     def running(self) -> bool:
@@ -170,6 +185,7 @@ class RPCServer:
             self._seen.append(request.unique_id)
         result: object = None
         failure: str | None = None
+        started = time.perf_counter()
         try:
             with span(
                 f"{self.target.topic}.{request.method} handle",
@@ -192,9 +208,22 @@ class RPCServer:
             self.failed += 1
             LOG.info("%s raised %s: %s", request.method, type(exc).__name__, exc, exc_info=True)
             failure = wire.serialize_failure(exc)
+        self._record(request.method, time.perf_counter() - started, failed=failure is not None)
         if address is not None:
             await self._reply(address, result=result, failure=failure, method=request.method)
         await incoming.ack()
+
+    def _record(self, method: str, seconds: float, *, failed: bool) -> None:
+        stats = self.method_stats.get(method)
+        if stats is None:
+            if len(self.method_stats) >= _MAX_METHODS_TRACKED:
+                method, stats = "<other>", self.method_stats.setdefault("<other>", MethodStats())
+            else:
+                stats = self.method_stats[method] = MethodStats()
+        stats.calls += 1
+        stats.failures += failed
+        stats.total_seconds += seconds
+        stats.max_seconds = max(stats.max_seconds, seconds)
 
     def _parse(self, body: bytes, inner: wire.JSONDict) -> wire.Request:
         # The size is checked after decoding so that even an oversized call gets its answer.
