@@ -41,6 +41,9 @@ from steward.registry import Registry, ServiceRecord
 from steward.report import build_report
 from steward.rpc import RPCServer, Target, Transport, get_transport
 
+if typing.TYPE_CHECKING:
+    from steward.console import Console
+
 __all__ = ["BaseRPCAPI", "Service"]
 
 LOG = logging.getLogger(__name__)
@@ -120,6 +123,7 @@ class Service:
         self.holder = f"{self.host}/{self.binary}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
         self._leases: set[str] = set()
         self._loops: asyncio.Task[None] | None = None
+        self._console: Console | None = None
         self._registry_lost = False
         self._stopping = False
 
@@ -141,6 +145,9 @@ class Service:
             )
             step = "pre_start_hook"
             await run_hook(self.manager, "pre_start_hook", self.service_ref, executor=self.executor)
+            if self.settings.backdoor_port is not None:
+                step = "starting the debug console"
+                await self._start_console(self.settings.backdoor_port)
             step = "starting RPC consumers"
             await self._start_rpc()
             step = "post_start_hook"
@@ -153,6 +160,13 @@ class Service:
             ) from exc
         self._loops = asyncio.create_task(self._run_loops(), name=f"{self.binary} loops")
         LOG.info("%s on %s started", self.binary, self.host)
+
+    async def _start_console(self, spec: str) -> None:
+        from steward.console import start_console  # noqa: PLC0415 - opt-in
+
+        namespace = {"service": self, "manager": self.manager, "settings": self.settings}
+        self._console = await start_console(spec, namespace)
+        self.manager.backdoor_port = self._console.port
 
     async def _start_rpc(self) -> None:
         if self.manager.db is None:
@@ -280,6 +294,9 @@ class Service:
             await self._release_resources()
 
     async def _release_resources(self) -> None:
+        if self._console is not None:
+            await self._console.close()
+            self._console = None
         if self._own_transport:
             await self.transport.close()
         if self._own_registry:
