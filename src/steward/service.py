@@ -126,6 +126,7 @@ class Service:
         self._console: Console | None = None
         self._registry_lost = False
         self._stopping = False
+        self.last_heartbeat: float | None = None  # on self.clock
 
     # --- start ---------------------------------------------------------------------------------
 
@@ -202,6 +203,7 @@ class Service:
         assert self.service_ref is not None  # noqa: S101 - set by start() before the loops
         try:
             self.service_ref = await self.registry.heartbeat(self.service_ref)
+            self.last_heartbeat = self.clock.monotonic()
             for lease in list(self._leases):
                 if not await self.registry.acquire_lease(
                     lease, self.holder, duration=self.registry.service_down_time
@@ -243,6 +245,11 @@ class Service:
         else:
             self._leases.discard(name)
         return held
+
+    @property
+    def registry_reachable(self) -> bool:
+        """Whether the last heartbeat reached the registry."""
+        return self.last_heartbeat is not None and not self._registry_lost
 
     def report(self) -> dict[str, typing.Any]:
         """Return this service's report (:func:`steward.report.build_report`)."""

@@ -16,6 +16,7 @@ by this server, as oslo) and acknowledged without running twice.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import collections
 import dataclasses
 import logging
@@ -39,7 +40,7 @@ from steward.rpc.target import Target
 from steward.rpc.transports.base import IncomingMessage, Listener, Transport
 from steward.tracing import span
 
-__all__ = ["MethodStats", "RPCServer"]
+__all__ = ["LATENCY_BUCKETS", "MethodStats", "RPCServer"]
 
 LOG = logging.getLogger(__name__)
 
@@ -50,14 +51,23 @@ _MIN_SEEN_IDS = 16
 _MAX_METHODS_TRACKED = 256
 
 
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+"""Upper bounds (seconds) of the request-latency histogram; a last bucket holds the rest."""
+
+
 @dataclasses.dataclass(slots=True)
 class MethodStats:
-    """Requests for one method: how many, how many failed, how long they took (seconds)."""
+    """Requests for one method: how many, how many failed, how long they took (seconds).
+
+    ``buckets[i]`` counts requests that took at most ``LATENCY_BUCKETS[i]`` seconds and more than
+    the bound before it; the last entry counts the slower ones.
+    """
 
     calls: int = 0
     failures: int = 0
     total_seconds: float = 0.0
     max_seconds: float = 0.0
+    buckets: list[int] = dataclasses.field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
 
 
 class RPCServer:
@@ -224,6 +234,7 @@ class RPCServer:
         stats.failures += failed
         stats.total_seconds += seconds
         stats.max_seconds = max(stats.max_seconds, seconds)
+        stats.buckets[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
 
     def _parse(self, body: bytes, inner: wire.JSONDict) -> wire.Request:
         # The size is checked after decoding so that even an oversized call gets its answer.
