@@ -143,6 +143,25 @@ class Settings(BaseSettings):
     tracing_enabled: bool = _option(
         False, "Wrap manager methods and RPC hops in OpenTelemetry spans.", mutable=True
     )
+    tracing_exporter: typing.Literal["none", "console", "otlp"] = _option(
+        "none",
+        "Where spans go: none (the process's OpenTelemetry provider, if any), console, or otlp "
+        "(configured by the standard OTEL_EXPORTER_OTLP_* environment variables).",
+    )
+    notification_driver: typing.Literal["noop", "messaging", "log", "test"] = _option(
+        "noop",
+        "How notifications are emitted: noop (none, oslo's default), messaging (over the "
+        "transport, oslo's messagingv2 format), log, or test (kept in memory).",
+    )
+    notification_topics: typing.Annotated[list[str], NoDecode] = _option(
+        ["notifications"], "Topics notifications are sent to (comma-separated or JSON)."
+    )
+    report_directory: str | None = _option(
+        None, "Directory SIGUSR2 writes service reports to; unset: the log.", mutable=True
+    )
+    metrics_host: str = _option(
+        "127.0.0.1", "Address of the metrics and health endpoint (with metrics_port)."
+    )
     backdoor_port: str | None = _option(
         None,
         "Debug console port on 127.0.0.1: 'N', '0' (any free port) or a range 'A:B'. Off if unset.",
@@ -153,10 +172,41 @@ class Settings(BaseSettings):
     max_message_size: int = _option(
         16 * 1024 * 1024, "Largest RPC message, in bytes, accepted or sent.", mutable=True, gt=0
     )
+    amqp_durable_queues: bool = _option(
+        False, "RabbitMQ: durable topic exchange and topic queues (oslo.messaging's name)."
+    )
+    amqp_auto_delete: bool = _option(
+        False, "RabbitMQ: auto-delete the topic exchange and topic queues when unused."
+    )
+    rabbit_quorum_queue: bool = _option(
+        False, "RabbitMQ: topic queues are quorum queues (x-queue-type: quorum), hence durable."
+    )
+    rabbit_transient_queues_ttl: int = _option(
+        1800,
+        "RabbitMQ: seconds an unused reply or fanout queue lives (x-expires); 0 keeps it forever.",
+        ge=0,
+    )
+    rabbit_qos_prefetch_count: int = _option(
+        0,
+        "RabbitMQ: unacknowledged messages per consumer; 0: the RPC server's own prefetch.",
+        ge=0,
+    )
+    heartbeat_timeout_threshold: int = _option(
+        60, "RabbitMQ: AMQP heartbeat timeout in seconds; 0 disables heartbeats.", ge=0
+    )
+    rabbit_retry_interval: float = _option(
+        1.0, "RabbitMQ: seconds before the first reconnection attempt.", gt=0
+    )
+    rabbit_retry_backoff: float = _option(
+        2.0, "RabbitMQ: seconds added to the wait after each failed reconnection.", ge=0
+    )
+    rabbit_interval_max: float = _option(
+        30.0, "RabbitMQ: longest wait between reconnection attempts, in seconds.", gt=0
+    )
 
     _origins: dict[str, str] = PrivateAttr(default_factory=dict)
 
-    @field_validator("allowed_remote_exmods", mode="before")
+    @field_validator("allowed_remote_exmods", "notification_topics", mode="before")
     @classmethod
     def _split_module_list(cls, value: object) -> object:
         if isinstance(value, str):

@@ -36,6 +36,7 @@ from steward.context import RequestContext, get_admin_context
 from steward.db import Database
 from steward.errors import ServiceStartError
 from steward.manager import Manager, run_hook
+from steward.notify import Notifier
 from steward.periodic import PeriodicTaskSpec
 from steward.registry import Registry, ServiceRecord
 from steward.report import build_report
@@ -172,6 +173,13 @@ class Service:
     async def _start_rpc(self) -> None:
         if self.manager.db is None:
             self.manager.db = self.registry.db
+        if self.settings.notification_driver != "noop":
+            self.manager.notifier = Notifier(
+                self.transport,
+                self.manager.notifier.publisher_id,
+                driver=self.settings.notification_driver,
+                topics=self.settings.notification_topics,
+            )
         scheduler = self.manager.periodic_scheduler
         scheduler.executor = self.executor
         scheduler.singleton_gate = self._may_run_singleton
@@ -291,6 +299,11 @@ class Service:
             if not loops.cancelled() and loops.exception() is not None:
                 LOG.error("The loops of %s had failed", self.binary, exc_info=loops.exception())
         await self.manager.periodic_scheduler.wait_threads()
+        try:
+            async with asyncio.timeout(self.settings.graceful_shutdown_timeout):
+                await self.manager.notifier.close()
+        except TimeoutError:
+            LOG.error("Notifications still unsent after the grace period; dropping them")  # noqa: TRY400 - no traceback to show
         for lease in list(self._leases):
             try:
                 await self.registry.release_lease(lease, self.holder)

@@ -10,7 +10,6 @@ from steward import Manager, RequestContext, load_settings
 from steward.config import set_settings
 from steward.context import bind, get_current
 from steward.manager import HOOKS, run_hook
-from steward.notify import NoopNotifier
 
 
 def test_constructor_keeps_seed_parity() -> None:
@@ -21,7 +20,8 @@ def test_constructor_keeps_seed_parity() -> None:
     assert manager.service_name == "volume"
     assert manager.backdoor_port is None
     assert manager.additional_endpoints == []
-    assert isinstance(manager.notifier, NoopNotifier)
+    assert manager.notifier.driver == "noop"
+    assert not manager.notifier.is_enabled()
     assert manager.notifier.publisher_id == "volume.node1"
 
 

@@ -114,6 +114,29 @@ class Transport(typing.Protocol):
         """
         ...
 
+    async def send_notification(self, target: Target, priority: str, body: bytes) -> None:
+        """Publish a notification to ``<topic>.<priority>`` and wait for the broker to take it.
+
+        As oslo.messaging does, the publisher declares a queue named exactly that routing key, so
+        notifications wait there until a listener consumes them.
+        """
+        ...
+
+    async def listen_notifications(
+        self,
+        targets: typing.Sequence[tuple[Target, str]],
+        handler: MessageHandler,
+        *,
+        pool: str | None = None,
+        prefetch: int,
+    ) -> Listener:
+        """Consume notifications for each ``(target, priority)``: queue ``<topic>.<priority>``.
+
+        ``pool`` names a queue of its own bound to the same keys (oslo's listener pools), so
+        several applications each get every notification.
+        """
+        ...
+
     async def close(self) -> None:
         """Release connections; listeners should be stopped first."""
         ...

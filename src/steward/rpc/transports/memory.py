@@ -72,6 +72,8 @@ class _Broker:
         self.queues: dict[str, _Queue] = {}
         self.fanout: dict[str, set[_Queue]] = collections.defaultdict(set)
         self.reply_handlers: dict[str, ReplyHandler] = {}
+        # Listener pools: routing key -> pool name -> the pool's own queue.
+        self.pools: dict[str, dict[str, _Queue]] = collections.defaultdict(dict)
 
     def queue(self, name: str) -> _Queue:
         if name not in self.queues:
@@ -176,7 +178,7 @@ class _Listener:
     """The consumers of one server target; stop() ends their tasks and returns their backlog."""
 
     def __init__(
-        self, broker: _Broker, consumers: list[_Consumer], fanout: tuple[str, _Queue]
+        self, broker: _Broker, consumers: list[_Consumer], fanout: tuple[str, _Queue] | None
     ) -> None:
         self._broker = broker
         self._consumers = consumers
@@ -187,8 +189,9 @@ class _Listener:
             consumer.queue.wake()
 
     async def stop(self) -> None:
-        topic, fanout_queue = self._fanout
-        self._broker.fanout[topic].discard(fanout_queue)
+        if self._fanout is not None:
+            topic, fanout_queue = self._fanout
+            self._broker.fanout[topic].discard(fanout_queue)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -274,6 +277,35 @@ class MemoryTransport:
         ]
         consumers = [_Consumer(queue, handler, prefetch) for queue in queues]
         return _Listener(broker, consumers, (target.topic, fanout_queue))
+
+    async def send_notification(self, target: Target, priority: str, body: bytes) -> None:
+        """Put ``body`` in queue ``<topic>.<priority>`` (created if missing) and its pools."""
+        self._check_size(body)
+        broker = self._broker()
+        key = f"{target.topic}.{priority}"
+        broker.queue(key).put(_Message(body, None))
+        for pool_queue in broker.pools.get(key, {}).values():
+            pool_queue.put(_Message(body, None))
+
+    async def listen_notifications(
+        self,
+        targets: typing.Sequence[tuple[Target, str]],
+        handler: MessageHandler,
+        *,
+        pool: str | None = None,
+        prefetch: int,
+    ) -> _Listener:
+        """Consume ``<topic>.<priority>`` queues (or, with ``pool``, that pool's own queues)."""
+        broker = self._broker()
+        consumers = []
+        for target, priority in targets:
+            key = f"{target.topic}.{priority}"
+            if pool is None:
+                queue = broker.queue(key)
+            else:
+                queue = broker.pools[key].setdefault(pool, _Queue(f"{pool}:{key}"))
+            consumers.append(_Consumer(queue, handler, prefetch))
+        return _Listener(broker, consumers, None)
 
     async def listen_replies(self, handler: ReplyHandler) -> str:
         """Register ``handler`` for this transport's reply address and return the address."""
