@@ -7,7 +7,11 @@
   exits at once (code 130), for an operator who does not want to wait.
 * SIGHUP: re-read the config file, apply the options marked mutable (others need a restart and
   are logged as such) and call each manager's ``reset()``; the services keep running.
-* SIGUSR2: write the service report (:mod:`steward.report`) to the log.
+* SIGUSR2: write the service report (:mod:`steward.report`) to the log, or to a file in the
+  ``report_directory`` setting.
+
+It also applies the tracing settings (``tracing_enabled``, ``tracing_exporter``) and, with
+``metrics_port`` set, serves metrics and health probes (:mod:`steward.observe`).
 
 :class:`ProcessLauncher` starts N worker processes, each a ``steward run`` with one worker, and
 supervises them: a worker that dies is started again after a backoff (1 s, doubling to 30 s,
@@ -27,10 +31,13 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from steward import config
 from steward.manager import Manager
+from steward.observe import Observer
 from steward.service import Service
+from steward.tracing import configure_tracing
 
 __all__ = ["ProcessLauncher", "ServiceLauncher", "load_manager_class"]
 
@@ -115,7 +122,21 @@ class ServiceLauncher:
     def _on_sigusr2(self) -> None:
         from steward.report import build_report, format_report  # noqa: PLC0415 - rarely used
 
-        LOG.info("SIGUSR2: service report\n%s", format_report(build_report(self.services)))
+        text = format_report(build_report(self.services))
+        directory = config.get_settings().report_directory
+        if directory is None:
+            LOG.info("SIGUSR2: service report\n%s", text)
+            return
+        path = (
+            Path(directory) / f"steward-report-{os.getpid()}-{time.strftime('%Y%m%dT%H%M%S')}.txt"
+        )
+        try:
+            path.write_text(text)
+        except OSError:
+            LOG.exception("SIGUSR2: cannot write the report to %s; logging it", path)
+            LOG.info("SIGUSR2: service report\n%s", text)
+            return
+        LOG.info("SIGUSR2: service report written to %s", path)
 
     def _on_sighup(self) -> None:
         task = asyncio.get_running_loop().create_task(self.reload())
@@ -149,15 +170,29 @@ class ServiceLauncher:
         }
         for signum, handler in handlers.items():
             loop.add_signal_handler(signum, handler)
+        settings = config.get_settings()
+        shutdown_tracing = configure_tracing(
+            enabled=settings.tracing_enabled,
+            exporter=settings.tracing_exporter,
+            service_name=self.services[0].binary if self.services else "steward",
+        )
+        observer: Observer | None = None
         started: list[Service] = []
         try:
             for service in self.services:
                 await service.start()
                 started.append(service)
+            if settings.metrics_port is not None:
+                observer = Observer(
+                    self.services, host=settings.metrics_host, port=settings.metrics_port
+                )
+                await observer.start()
             _notify_ready()
             await self._stop.wait()
             return 0
         finally:
+            if observer is not None:
+                await observer.close()
             for signum in handlers:
                 if signum is not signal.SIGINT:
                     loop.remove_signal_handler(signum)
@@ -166,6 +201,7 @@ class ServiceLauncher:
             for service in reversed(started):
                 await service.stop()
             loop.remove_signal_handler(signal.SIGINT)
+            shutdown_tracing()
 
 
 async def _wait_event(event: asyncio.Event, seconds: float) -> bool:

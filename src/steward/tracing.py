@@ -27,6 +27,7 @@ __all__ = [
     "ATTR_HOST",
     "ATTR_SERVICE",
     "TRACE_CONTEXT_KEYS",
+    "configure_tracing",
     "inject_trace_context",
     "is_tracing_enabled",
     "set_tracer_provider",
@@ -170,3 +171,45 @@ def span(
         name, context=parent, kind=kind, attributes=dict(attributes)
     ) as current:
         yield current
+
+
+def configure_tracing(
+    *, enabled: bool, exporter: str, service_name: str
+) -> typing.Callable[[], None]:
+    """Apply the ``tracing_enabled`` and ``tracing_exporter`` settings; return a shutdown hook.
+
+    ``exporter`` ``"none"`` leaves spans to the process's global provider (if the application
+    installed one); ``"console"`` prints them; ``"otlp"`` sends them over OTLP/HTTP, configured by
+    the standard ``OTEL_EXPORTER_OTLP_*`` environment variables. The hook flushes pending spans.
+    """
+    set_tracing_enabled(enabled)
+    if not enabled or exporter == "none":
+        return lambda: None
+    from opentelemetry.sdk.resources import Resource  # noqa: PLC0415 - the SDK is optional
+    from opentelemetry.sdk.trace import TracerProvider  # noqa: PLC0415
+    from opentelemetry.sdk.trace.export import (  # noqa: PLC0415
+        BatchSpanProcessor,
+        ConsoleSpanExporter,
+        SpanExporter,
+    )
+
+    span_exporter: SpanExporter
+    if exporter == "console":
+        span_exporter = ConsoleSpanExporter()
+    elif exporter == "otlp":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # noqa: PLC0415
+            OTLPSpanExporter,
+        )
+
+        span_exporter = OTLPSpanExporter()
+    else:
+        raise ValueError(f"`exporter` must be none, console or otlp, got {exporter!r}")
+    provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
+    provider.add_span_processor(BatchSpanProcessor(span_exporter))
+    set_tracer_provider(provider)
+
+    def shutdown() -> None:
+        provider.shutdown()
+        set_tracer_provider(None)
+
+    return shutdown

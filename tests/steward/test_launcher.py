@@ -6,11 +6,13 @@ import asyncio
 import os
 import re
 import signal
+import socket
 import sys
 import textwrap
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+import httpx
 import pytest
 
 from steward.config import load_settings
@@ -209,3 +211,38 @@ def test_reload_applies_only_mutable_options() -> None:
     applied = apply_reload(current, reloaded)
     assert applied.report_interval == 4
     assert applied.host == "a"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_metrics_probes_reports_to_a_directory_and_console_traces(
+    spawn: Spawn, workdir: Path
+) -> None:
+    port = free_port()
+    reports = workdir / "reports"
+    reports.mkdir()
+    running = await spawn(
+        "run", "target:Echo", "--topic", "echo",
+        env={
+            "STEWARD_METRICS_PORT": str(port),
+            "STEWARD_REPORT_DIRECTORY": str(reports),
+            "STEWARD_TRACING_ENABLED": "true",
+            "STEWARD_TRACING_EXPORTER": "console",
+        },
+    )  # fmt: skip
+    await running.wait_for(r"Metrics and health on http://127\.0\.0\.1:\d+/metrics")
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+        assert (await client.get("/healthz")).status_code == 200
+        ready = await client.get("/readyz")
+        assert (ready.status_code, ready.text) == (200, "ready\n")
+        assert "steward_rpc_in_flight" in (await client.get("/metrics")).text
+    running.process.send_signal(signal.SIGUSR2)
+    await running.wait_for("SIGUSR2: service report written to")
+    (report,) = reports.iterdir()
+    assert "-- service steward-echo" in report.read_text()
+    running.process.send_signal(signal.SIGTERM)
+    assert await running.exit_code() == 0

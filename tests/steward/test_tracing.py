@@ -170,3 +170,29 @@ async def test_periodic_task_runs_get_a_span_around_the_method(
     assert method.parent is not None
     assert run.context is not None
     assert method.parent.span_id == run.context.span_id
+
+
+def test_console_exporter_prints_spans_and_flushes_on_shutdown(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    from steward.tracing import configure_tracing
+
+    shutdown = configure_tracing(enabled=True, exporter="console", service_name="steward-volume")
+    try:
+        VolumeManager(host="h", service_name="volume").create_volume(RequestContext(), 1)
+    finally:
+        shutdown()
+        set_tracing_enabled(False)
+    out = capfd.readouterr().out
+    assert '"name": "rpc:VolumeManager.create_volume"' in out
+    assert '"service.name": "steward-volume"' in out
+
+
+def test_tracing_off_or_exporter_none_installs_nothing() -> None:
+    from steward.tracing import configure_tracing
+
+    configure_tracing(enabled=False, exporter="console", service_name="x")()
+    assert not is_tracing_enabled()
+    with pytest.raises(ValueError, match="must be none, console or otlp"):
+        configure_tracing(enabled=True, exporter="zipkin", service_name="x")
+    set_tracing_enabled(False)
