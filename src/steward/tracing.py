@@ -195,7 +195,10 @@ def configure_tracing(
 
     span_exporter: SpanExporter
     if exporter == "console":
-        span_exporter = ConsoleSpanExporter()
+        import sys  # noqa: PLC0415
+
+        # The current stdout, not the one bound when the SDK was imported.
+        span_exporter = ConsoleSpanExporter(out=sys.stdout)
     elif exporter == "otlp":
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # noqa: PLC0415
             OTLPSpanExporter,

@@ -173,7 +173,7 @@ async def test_periodic_task_runs_get_a_span_around_the_method(
 
 
 def test_console_exporter_prints_spans_and_flushes_on_shutdown(
-    capfd: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     from steward.tracing import configure_tracing
 
@@ -183,7 +183,7 @@ def test_console_exporter_prints_spans_and_flushes_on_shutdown(
     finally:
         shutdown()
         set_tracing_enabled(False)
-    out = capfd.readouterr().out
+    out = capsys.readouterr().out
     assert '"name": "rpc:VolumeManager.create_volume"' in out
     assert '"service.name": "steward-volume"' in out
 
