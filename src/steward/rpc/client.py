@@ -172,11 +172,26 @@ class RPCClient:
             assert self.version_cap is not None  # noqa: S101 - can_send_version is True otherwise
             raise RPCVersionCapError(target.version, self.version_cap)
 
-    def _args(self, context: RequestContext | None, kwargs: dict[str, object]) -> dict[str, object]:
+    def _body(
+        self,
+        context: RequestContext | None,
+        method: str,
+        kwargs: dict[str, object],
+        *,
+        msg_id: str | None = None,
+        reply_q: str | None = None,
+    ) -> bytes:
+        """Encode a request: arguments and context serialized, a call if ``msg_id`` is given."""
         serialize = self.serializer.serialize_entity
-        return {name: serialize(context, value) for name, value in kwargs.items()}
-
-    def _encode(self, inner: wire.JSONDict, method: str) -> bytes:
+        inner = wire.request(
+            method,
+            {name: serialize(context, value) for name, value in kwargs.items()},
+            self._context(context),
+            namespace=self.target.namespace,
+            version=self.target.version,
+            msg_id=msg_id,
+            reply_q=reply_q,
+        )
         try:
             return wire.encode(inner, max_size=self.transport.max_message_size)
         except TypeError as exc:
@@ -215,16 +230,7 @@ class RPCClient:
         waiter = _waiter_for(self.transport)
         reply_to = await waiter.address()
         msg_id = wire.new_id()
-        inner = wire.request(
-            method,
-            self._args(context, kwargs),
-            self._context(context),
-            namespace=self.target.namespace,
-            version=self.target.version,
-            msg_id=msg_id,
-            reply_q=reply_to,
-        )
-        body = self._encode(inner, method)
+        body = self._body(context, method, kwargs, msg_id=msg_id, reply_q=reply_to)
         future: asyncio.Future[wire.Reply] = asyncio.get_running_loop().create_future()
         waiter.pending[msg_id] = future
         try:
@@ -266,14 +272,8 @@ class RPCClient:
             kind=SpanKind.PRODUCER,
             attributes=self._span_attributes(method),
         ):
-            inner = wire.request(
-                method,
-                self._args(context, kwargs),
-                self._context(context),
-                namespace=self.target.namespace,
-                version=self.target.version,
-            )
-            await self.transport.send(self.target, self._encode(inner, method), confirm=True)
+            body = self._body(context, method, kwargs)
+            await self.transport.send(self.target, body, confirm=True)
 
     def _allowed_modules(self) -> typing.Sequence[str]:
         if self.allowed_remote_exmods is not None:
