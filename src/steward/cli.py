@@ -217,6 +217,7 @@ def run(
             command, workers, graceful_shutdown_timeout=settings.graceful_shutdown_timeout
         )
         raise typer.Exit(code=asyncio.run(supervisor.run()))
+    launcher.die_with_supervisor()
     manager_class = launcher.load_manager_class(manager)
 
     async def serve() -> int:

@@ -39,14 +39,43 @@ from steward.observe import Observer
 from steward.service import Service
 from steward.tracing import configure_tracing
 
-__all__ = ["ProcessLauncher", "ServiceLauncher", "load_manager_class"]
+__all__ = [
+    "SUPERVISOR_ENV",
+    "ProcessLauncher",
+    "ServiceLauncher",
+    "die_with_supervisor",
+    "load_manager_class",
+]
 
 LOG = logging.getLogger(__name__)
+
+SUPERVISOR_ENV = "STEWARD_SUPERVISOR_PID"
+"""Set in a worker's environment to its supervisor's pid; the worker dies with it."""
 
 RESPAWN_MIN = 1.0
 RESPAWN_MAX = 30.0
 HEALTHY_AFTER = 60.0
 KILL_MARGIN = 10.0
+
+
+def die_with_supervisor() -> None:
+    """In a worker started by :class:`ProcessLauncher`, exit when the supervisor dies.
+
+    oslo's workers watch a pipe from their parent; on Linux the kernel does it for us: it sends
+    the worker SIGTERM (a graceful stop) when the supervisor exits, however it exits, so no
+    worker outlives a supervisor that was killed.
+    """
+    supervisor = os.environ.get(SUPERVISOR_ENV)
+    if not supervisor:
+        return
+    if sys.platform == "linux":
+        import ctypes  # noqa: PLC0415 - Linux only
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    if os.getppid() != int(supervisor):
+        LOG.error("The supervisor (pid %s) is gone; exiting", supervisor)
+        raise SystemExit(1)
 
 
 def load_manager_class(path: str) -> type[Manager]:
@@ -236,7 +265,8 @@ class ProcessLauncher:
         self._stopping = asyncio.Event()
 
     async def _spawn(self) -> asyncio.subprocess.Process:
-        process = await asyncio.create_subprocess_exec(*self.command)
+        environment = {**os.environ, SUPERVISOR_ENV: str(os.getpid())}
+        process = await asyncio.create_subprocess_exec(*self.command, env=environment)
         self.children[process.pid] = process
         LOG.info("Started worker %d", process.pid)
         return process

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -111,7 +112,7 @@ async def spawn(workdir: Path) -> AsyncIterator[Spawn]:
         }
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "steward", *args,
-            cwd=workdir, env=environment,
+            cwd=workdir, env=environment, start_new_session=True,
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
         running = Running(process)
@@ -120,9 +121,10 @@ async def spawn(workdir: Path) -> AsyncIterator[Spawn]:
 
     yield start
     for running in started:
-        if running.process.returncode is None:
-            running.process.kill()
-            await running.process.wait()
+        # The whole session: a supervisor's workers too, whatever state the test left.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(running.process.pid, signal.SIGKILL)
+        await running.process.wait()
 
 
 async def test_run_serves_reloads_on_sighup_and_stops_on_sigterm(
@@ -192,6 +194,15 @@ async def test_workers_are_supervised_and_respawned(spawn: Spawn) -> None:
     running.process.send_signal(signal.SIGTERM)
     assert await running.exit_code() == 0
     assert sum("cleanup ran" in line for line in running.lines) == 2
+
+
+async def test_workers_die_with_a_killed_supervisor(spawn: Spawn) -> None:
+    running = await spawn("run", "target:Echo", "--topic", "echo", "--workers", "2")
+    await running.wait_for(r"steward-echo on \S+ started", count=2)
+    running.process.kill()  # SIGKILL: the supervisor cannot stop its workers itself
+    await running.wait_for("SIGTERM: stopping gracefully", count=2)
+    await running.wait_for("cleanup ran", count=2)
+    await running.exit_code()  # stderr reaches EOF: no worker holds it any more
 
 
 def test_load_manager_class_checks_the_path(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
