@@ -92,6 +92,19 @@ def _rabbitmqctl(*args: str) -> str:
     return done.stdout
 
 
+def _delete_orphan_vhosts() -> None:
+    """Delete the vhosts of test sessions whose process is gone (killed before teardown)."""
+    for name in _rabbitmqctl("list_vhosts", "name").split()[1:]:
+        parts = name.split("-")
+        if name.startswith("steward-test-") and len(parts) == 4 and parts[2].isdigit():
+            try:
+                os.kill(int(parts[2]), 0)
+            except ProcessLookupError:
+                _rabbitmqctl("delete_vhost", name)
+            except PermissionError:
+                pass  # alive, another user's
+
+
 @pytest.fixture(scope="session")
 def rabbitmqctl() -> RabbitCtl:
     """Run ``rabbitmqctl -q ARGS...`` and return what it printed; raises if it fails."""
@@ -103,6 +116,7 @@ def rabbit_url() -> Iterator[str]:
     """The test session's RabbitMQ URL (guest on 127.0.0.1), its vhost created for it."""
     url = os.environ[RABBIT_URL_VARIABLE]
     vhost = url.rsplit("/", 1)[1]
+    _delete_orphan_vhosts()
     _rabbitmqctl("add_vhost", vhost)
     _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
     yield url

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -32,7 +33,11 @@ from steward.errors import (
 from steward.rpc import RPCClient, RPCServer, Target, get_transport, wire
 from steward.rpc.transports.base import Transport
 
-URLS = [pytest.param("memory://", id="memory")]
+URLS = [
+    pytest.param("memory://", id="memory"),
+    # The machine's RabbitMQ, in this test session's own vhost (see tests/conftest.py).
+    pytest.param(os.environ["RABBIT_TEST_URL"], id="rabbit"),
+]
 
 # Generous guard for waits that should end almost at once; never a timing assertion.
 GUARD = 20.0
@@ -102,6 +107,8 @@ class Echo:
 
 @pytest.fixture(params=URLS)
 def url(request: pytest.FixtureRequest) -> str:
+    if str(request.param).startswith("amqp"):
+        request.getfixturevalue("rabbit_url")  # its vhost exists
     return str(request.param)
 
 

@@ -1,0 +1,470 @@
+"""amqp:// — RabbitMQ, wire-compatible with oslo.messaging's rabbit driver.
+
+A steward service on this transport calls, and is called by, unmodified oslo.messaging services
+on the same broker (``shared/reference/oslo-wire.md``). The bodies are :mod:`steward.rpc.wire`'s,
+which this module never decodes; what it owns is everything around them, each detail as oslo:
+
+* names, types and flags of exchanges and queues, and message properties: see
+  :mod:`~steward.rpc.transports._rabbit_topology` (topic exchange ``control_exchange``, queues
+  ``<topic>`` and ``<topic>.<server>``, ``<topic>_fanout`` and a queue per listener, reply queue
+  ``reply_<uuid4 hex>`` reached through the default exchange; ``application/json``, persistent,
+  ``expiration`` on calls only);
+* a call's request goes to the topic exchange without a publisher confirm (its reply confirms
+  it); a cast waits for the broker's confirm; a reply goes to the default exchange with
+  ``mandatory``, and one the broker returns (its caller is gone) is logged and dropped;
+* URLs as oslo's ``transport_url``: several hosts ``amqp://u:p@h1,u:p@h2/vhost`` tried in order,
+  ``amqps://`` for TLS, the vhost from the path, AMQP heartbeat ``heartbeat_timeout_threshold``;
+  a lost connection is made again with oslo's backoff, and every consumer declares its queues
+  and consumes again (see :mod:`~steward.rpc.transports._rabbit_connection`).
+
+Where steward differs, on purpose: a server acknowledges a request after handling it, not on
+arrival (``basic.qos`` bounds what it holds: ``prefetch`` per consumer, or
+``rabbit_qos_prefetch_count`` when set), so a connection or server lost mid-request makes the
+broker deliver the request again (``redelivered``) instead of losing it.
+
+The transport is three modules, each one concern: this one (the Transport protocol: publishing,
+consumers, settling), ``_rabbit_topology`` (oslo's names and flags) and ``_rabbit_connection``
+(reconnection, and the aiormq internals the publishers rely on).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import typing
+from collections.abc import Callable, Coroutine, Sequence
+
+import aiormq
+from pamqp.commands import Basic
+
+from steward import config
+from steward.errors import InvalidTransportURL, MessageTooLarge, MessagingError, TransportClosed
+from steward.rpc.transports._rabbit_connection import (
+    CHANNEL_ERRORS,
+    Connector,
+    Publisher,
+    broker_urls,
+)
+from steward.rpc.transports._rabbit_topology import Queue, Topology, declare, properties
+
+if typing.TYPE_CHECKING:
+    from aiormq.abc import DeliveredMessage
+
+    from steward.rpc.target import Target
+    from steward.rpc.transports.base import (
+        IncomingMessage,
+        Listener,
+        MessageHandler,
+        ReplyHandler,
+        Transport,
+    )
+
+__all__ = ["RabbitTransport"]
+
+LOG = logging.getLogger(__name__)
+
+_NO_EXPIRATION = properties()
+
+
+class RabbitTransport:
+    """The amqp:// (``amqps://``, ``rabbit://``) transport. See the module docstring.
+
+    ``settings`` (default: the process's) gives the oslo options that shape the topology and
+    the connection; they are read once, here. :attr:`connector` keeps the connection; its
+    ``name`` is the AMQP ``connection_name`` the broker shows.
+    """
+
+    def __init__(self, url: str, *, settings: config.Settings | None = None) -> None:
+        settings = settings if settings is not None else config.get_settings()
+        self._url = url
+        try:
+            urls = broker_urls(url, heartbeat=settings.heartbeat_timeout_threshold)
+        except ValueError as exc:
+            raise InvalidTransportURL(f"cannot read {config.mask_url(url)!r}: {exc}") from exc
+        self._max_message_size = settings.max_message_size
+        self._prefetch_count = settings.rabbit_qos_prefetch_count
+        self._topology = Topology(settings)
+        self.connector = Connector(
+            urls,
+            retry_interval=settings.rabbit_retry_interval,
+            retry_backoff=settings.rabbit_retry_backoff,
+            maximum=settings.rabbit_interval_max,
+        )
+        # One channel per direction: casts wait for confirms, calls and replies do not.
+        self._confirmed = Publisher(self.connector, confirm=True)
+        self._unconfirmed = Publisher(self.connector, confirm=False, on_return=_reply_returned)
+        self._replies: _Consumption | None = None
+        self._reply_handler: ReplyHandler | None = None
+        self._reply_lock = asyncio.Lock()
+        self._listeners: set[_Listener] = set()
+        self._closed = False
+
+    @property
+    def url(self) -> str:
+        """The transport URL with passwords masked."""
+        return config.mask_url(self._url)
+
+    @property
+    def max_message_size(self) -> int:
+        """The ``max_message_size`` setting: larger bodies are refused on send."""
+        return self._max_message_size
+
+    def _check(self, body: bytes) -> None:
+        if self._closed:
+            raise TransportClosed(f"transport {self.url} is closed")
+        if len(body) > self._max_message_size:
+            raise MessageTooLarge(len(body), self._max_message_size)
+
+    async def send(
+        self,
+        target: Target,
+        body: bytes,
+        *,
+        expiration: float | None = None,
+        confirm: bool = True,
+    ) -> None:
+        """Publish to the target's exchange and routing key (declaring the exchange once).
+
+        With ``confirm`` it returns when the broker confirmed the message. A message nobody's
+        queue is bound for is dropped by the broker, as oslo's are.
+        """
+        self._check(body)
+        if not target.topic:
+            raise ValueError(f"a message goes to a topic, got {target}")
+        exchange, routing_key = self._topology.destination(target)
+        publish = properties(expiration) if expiration is not None else _NO_EXPIRATION
+        publisher = self._confirmed if confirm else self._unconfirmed
+        await publisher.publish(exchange, routing_key, body, publish)
+
+    async def send_reply(self, reply_to: str, body: bytes) -> None:
+        """Publish a reply to the default exchange, routing key ``reply_to``, mandatory."""
+        self._check(body)
+        await self._unconfirmed.publish(None, reply_to, body, _NO_EXPIRATION, mandatory=True)
+
+    async def listen(self, target: Target, handler: MessageHandler, *, prefetch: int) -> _Listener:
+        """Declare and consume the target's topic, server and fanout queues on one channel."""
+        if not target.topic or not target.server:
+            raise ValueError(f"a server listens on a topic and a server name, got {target}")
+        if self._closed:
+            raise TransportClosed(f"transport {self.url} is closed")
+        listener = _Listener(
+            self, self._topology.server_queues(target), handler, self._prefetch_count or prefetch
+        )
+        await listener.start()
+        self._listeners.add(listener)
+        return listener
+
+    async def send_notification(self, target: Target, priority: str, body: bytes) -> None:
+        """Publish to ``<topic>.<priority>``, confirmed, declaring that queue first (as oslo)."""
+        self._check(body)
+        if not target.topic:
+            raise ValueError(f"a notification goes to a topic, got {target}")
+        queue = self._topology.notification_queue(target, priority)
+        await self._confirmed.publish(queue, queue.routing_key, body, _NO_EXPIRATION)
+
+    async def listen_notifications(
+        self,
+        targets: Sequence[tuple[Target, str]],
+        handler: MessageHandler,
+        *,
+        pool: str | None = None,
+        prefetch: int,
+    ) -> _Listener:
+        """Consume ``<topic>.<priority>`` queues, or one queue ``pool`` bound to those keys."""
+        if self._closed:
+            raise TransportClosed(f"transport {self.url} is closed")
+        if not targets or not all(target.topic for target, _ in targets):
+            raise ValueError(f"notifications are consumed from topics, got {targets}")
+        queues = [self._topology.notification_queue(t, p, pool) for t, p in targets]
+        listener = _Listener(self, queues, handler, self._prefetch_count or prefetch)
+        await listener.start()
+        self._listeners.add(listener)
+        return listener
+
+    async def listen_replies(self, handler: ReplyHandler) -> str:
+        """Declare and consume this transport's reply queue (once); return its name."""
+        if self._closed:
+            raise TransportClosed(f"transport {self.url} is closed")
+        self._reply_handler = handler
+        async with self._reply_lock:
+            if self._replies is None:
+                replies = _Consumption(
+                    self, [self._topology.reply_queue()], self._on_reply, prefetch=0, no_ack=True
+                )
+                await replies.start()
+                self._replies = replies
+        return self._replies.queues[0].name
+
+    async def _on_reply(self, message: DeliveredMessage) -> None:
+        if self._reply_handler is not None:
+            self._reply_handler(message.body)
+
+    async def close(self) -> None:
+        """Stop the consumers left, close the channels and the connection."""
+        if self._closed:
+            return
+        self._closed = True
+        for listener in list(self._listeners):
+            await listener.stop()
+        if self._replies is not None:
+            await self._replies.cancel()
+        await self._confirmed.close()
+        await self._unconfirmed.close()
+        await self.connector.close()
+
+    def __repr__(self) -> str:
+        return f"RabbitTransport({self.url!r})"
+
+
+def _reply_returned(frame: Basic.Return) -> None:
+    # oslo retries such a reply for 60 s, then drops it; its caller has gone (or timed out).
+    LOG.warning(
+        "Reply to %s could not be delivered (%s %s): its caller is gone; dropped",
+        frame.routing_key,
+        frame.reply_code,
+        frame.reply_text,
+    )
+
+
+class _Consumption:
+    """Consumes ``queues`` on a channel of its own; declares and consumes again after a loss."""
+
+    def __init__(
+        self,
+        transport: RabbitTransport,
+        queues: Sequence[Queue],
+        on_message: Callable[[DeliveredMessage], Coroutine[None, None, None]],
+        *,
+        prefetch: int,
+        no_ack: bool,
+    ) -> None:
+        self.queues = list(queues)
+        self.channel: aiormq.Channel | None = None
+        self._transport = transport
+        self._on_message = on_message
+        self._prefetch = prefetch
+        self._no_ack = no_ack
+        self._tags: list[str] = []
+        self._broker_cancelled: asyncio.Future[None] | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Consume; raises what made the first declaration or consume fail."""
+        ready = asyncio.get_running_loop().create_future()
+        self._task = asyncio.create_task(self._keep(ready), name=f"consume {self.queues[0].name}")
+        try:
+            await ready
+        except BaseException:
+            await self.cancel()
+            raise
+
+    async def _keep(self, ready: asyncio.Future[None]) -> None:
+        try:
+            await self._keep_consuming(ready)
+        except Exception as exc:
+            if ready.done():
+                raise  # a bug: cancel() logs it
+            ready.set_exception(exc)
+
+    async def _keep_consuming(self, ready: asyncio.Future[None]) -> None:
+        attempt = 0
+        while True:
+            try:
+                channel = await self._consume()
+            except MessagingError:  # the transport is closed, or its connection cannot be kept
+                if ready.done():
+                    return
+                raise
+            except CHANNEL_ERRORS as exc:
+                if not ready.done() and self._transport.connector.connected:
+                    ready.set_exception(exc)  # e.g. a queue declared elsewhere with other flags
+                    return
+                delay = self._transport.connector.retry_delay(attempt)
+                attempt += 1
+                LOG.warning("Cannot consume %s (%r); again in %g s", self._names(), exc, delay)
+                await asyncio.sleep(delay)
+                continue
+            attempt = 0
+            if not ready.done():
+                ready.set_result(None)
+            closing, cancelled = channel.closing, self._broker_cancelled
+            assert cancelled is not None  # noqa: S101 - set by _consume
+            try:
+                await asyncio.wait([closing, cancelled], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                closing.cancel()
+            if not channel.is_closed:
+                LOG.warning("The broker cancelled a consumer of %s; consuming again", self._names())
+                await channel.close()
+
+    async def _consume(self) -> aiormq.Channel:
+        connection = await self._transport.connector.connection()
+        await declare(connection, self.queues)
+        channel = typing.cast("aiormq.Channel", await connection.channel(publisher_confirms=False))
+        try:
+            if self._prefetch > 0:
+                await channel.basic_qos(prefetch_count=self._prefetch)
+            self._broker_cancelled = asyncio.get_running_loop().create_future()
+            channel.on_consumer_cancel_callbacks.add(self._on_broker_cancel)
+            tags = []
+            for name in dict.fromkeys(queue.name for queue in self.queues):  # a pool: once
+                ok = await channel.basic_consume(name, self._on_message, no_ack=self._no_ack)
+                tags.append(str(ok.consumer_tag))
+        except BaseException:
+            if not channel.is_closed:
+                await channel.close()
+            raise
+        self.channel, self._tags = channel, tags
+        return channel
+
+    def _on_broker_cancel(self, frame: Basic.Cancel) -> None:
+        # The queue was deleted under us: declare it again rather than go deaf.
+        if self._broker_cancelled is not None and not self._broker_cancelled.done():
+            self._broker_cancelled.set_result(None)
+
+    def _names(self) -> str:
+        return ", ".join(queue.name for queue in self.queues)
+
+    async def cancel(self) -> aiormq.Channel | None:
+        """Stop consuming; return the channel, left open to settle what was delivered."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.wait([task])
+            if not task.cancelled() and task.exception() is not None:
+                LOG.error("Consuming %s had failed", self._names(), exc_info=task.exception())
+        channel = self.channel
+        if channel is not None and not channel.is_closed:
+            for tag in self._tags:
+                try:
+                    await channel.basic_cancel(tag)
+                except CHANNEL_ERRORS:
+                    break
+        return channel
+
+
+class _Incoming:
+    """A delivered message, settled on the channel it came on (a no-op once that is gone)."""
+
+    __slots__ = ("_listener", "_message", "_settled")
+
+    def __init__(self, listener: _Listener, message: DeliveredMessage) -> None:
+        self._listener = listener
+        self._message = message
+        self._settled = False
+
+    @property
+    def body(self) -> bytes:
+        return self._message.body
+
+    @property
+    def redelivered(self) -> bool:
+        delivery = self._message.delivery
+        return isinstance(delivery, Basic.Deliver) and bool(delivery.redelivered)
+
+    async def ack(self) -> None:
+        await self._settle("ack")
+
+    async def requeue(self) -> None:
+        await self._settle("nack")
+
+    async def reject(self) -> None:
+        await self._settle("reject")
+
+    async def _settle(self, how: str) -> None:
+        if self._settled:
+            return
+        self._settled = True
+        try:
+            await _settle(self._message, how)
+        finally:
+            await self._listener.settled(self)
+
+
+async def _settle(message: DeliveredMessage, how: str) -> None:
+    channel, tag = message.channel, message.delivery_tag
+    if channel.is_closed or tag is None:
+        return  # the broker delivers it again, to whoever consumes the queue next
+    try:
+        if how == "ack":
+            await channel.basic_ack(tag, wait=False)
+        elif how == "nack":
+            await channel.basic_nack(tag, requeue=True, wait=False)
+        else:
+            await channel.basic_reject(tag, requeue=False, wait=False)
+    except CHANNEL_ERRORS as exc:
+        LOG.debug("Could not %s message %s (%r); the broker delivers it again", how, tag, exc)
+
+
+class _Listener:
+    """A server target's consumers, feeding one handler one message at a time."""
+
+    def __init__(
+        self,
+        transport: RabbitTransport,
+        queues: Sequence[Queue],
+        handler: MessageHandler,
+        prefetch: int,
+    ) -> None:
+        self._transport = transport
+        self._handler = handler
+        self._inbox: asyncio.Queue[DeliveredMessage] = asyncio.Queue()
+        self._consumption = _Consumption(
+            transport, queues, self._deliver, prefetch=prefetch, no_ack=False
+        )
+        self._unsettled: set[_Incoming] = set()
+        self._pump: asyncio.Task[None] | None = None
+        self._stopped = False
+
+    async def start(self) -> None:
+        await self._consumption.start()
+        self._pump = asyncio.create_task(self._run(), name="deliver")
+
+    async def _deliver(self, message: DeliveredMessage) -> None:
+        # Called by aiormq in a task per message; the queue keeps them in order for _run.
+        self._inbox.put_nowait(message)
+
+    async def _run(self) -> None:
+        while True:
+            message = await self._inbox.get()
+            if message.channel.is_closed:
+                continue  # delivered on a channel since lost: the broker delivers it again
+            incoming = _Incoming(self, message)
+            self._unsettled.add(incoming)
+            try:
+                await self._handler(incoming)
+            except Exception:
+                LOG.exception(
+                    "Handler failed on a message for %s; requeueing it", message.routing_key
+                )
+                await incoming.requeue()
+
+    async def stop(self) -> None:
+        """Stop consuming and give back what the handler never saw; the rest stays to settle."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._transport._listeners.discard(self)  # noqa: SLF001 - its owner
+        await self._consumption.cancel()
+        pump, self._pump = self._pump, None
+        if pump is not None:
+            pump.cancel()
+            await asyncio.wait([pump])
+        while not self._inbox.empty():
+            await _settle(self._inbox.get_nowait(), "nack")
+        await self._close_when_settled()
+
+    async def settled(self, incoming: _Incoming) -> None:
+        self._unsettled.discard(incoming)
+        await self._close_when_settled()
+
+    async def _close_when_settled(self) -> None:
+        channel = self._consumption.channel
+        if self._stopped and not self._unsettled and channel is not None and not channel.is_closed:
+            await channel.close()
+
+
+if typing.TYPE_CHECKING:
+    _transport: Transport = RabbitTransport("amqp://")
+    _listener: Listener = typing.cast("_Listener", None)
+    _incoming: IncomingMessage = typing.cast("_Incoming", None)
