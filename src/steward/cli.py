@@ -304,7 +304,7 @@ def services_list(
         return
     table = Table(title="steward services", title_justify="left")
     for column in ("host", "binary", "topic", "state", "status", "last seen (UTC)", "version"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for s in statuses:
         record = s.record
         state = "[green]up[/green]" if s.up else "[red]down[/red]"

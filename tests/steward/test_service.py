@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -353,9 +354,18 @@ async def tick(*clocks: FakeClock, seconds: float = 10) -> None:
         await clock.wait_for_sleepers(2)
 
 
+@pytest.fixture
+async def any_registry(database_url: str, settings: Settings) -> AsyncIterator[Registry]:
+    """A registry on each database steward supports: SQLite and PostgreSQL."""
+    async with Database(database_url) as db:
+        await db.upgrade()
+        yield Registry(db, settings=settings)
+
+
 async def test_singleton_task_runs_on_one_service_and_fails_over(
-    transport: Transport, registry: Registry, settings: Settings
+    transport: Transport, any_registry: Registry, settings: Settings
 ) -> None:
+    registry = any_registry
     counter = Counter()
     first, first_clock = await start_janitor("a", counter, transport, registry, settings)
     second, second_clock = await start_janitor("b", counter, transport, registry, settings)
@@ -377,7 +387,7 @@ async def test_singleton_task_runs_on_one_service_and_fails_over(
             second._loops.cancel()  # "kill -9": no more heartbeats, no release
             async with registry.db.session() as session:  # ...and service_down_time passes
                 await session.execute(
-                    sa.update(service_leases).values(expires_at=sa.func.datetime("2000-01-01"))
+                    sa.update(service_leases).values(expires_at=datetime.datetime(2000, 1, 1))
                 )
             await tick(third_clock)
             assert counter.runs[-1] == "c"
