@@ -430,3 +430,19 @@ async def test_report_shows_rpc_periodic_stacks_and_masked_config(
     assert "hunter2" not in text
     assert "rpc create_volume: 2 calls, 0 failed" in text
     assert "periodic audit every 30.0 s: 1 runs" in text
+
+
+async def test_a_schema_behind_stops_start_up_on_postgresql_and_sqlite_upgrades(
+    database_url: str, transport: Transport
+) -> None:
+    settings = make_settings(database_url=database_url)
+    service = Service(VolumeManager(settings=settings), topic="volume", transport=transport,
+                      settings=settings, clock=FakeClock())  # fmt: skip
+    if database_url.startswith("sqlite"):
+        await service.start()
+        await service.stop()
+        async with Database(database_url) as db:
+            assert await db.current_revision() == Database.head_revision()
+        return
+    with pytest.raises(ServiceStartError, match=r"run `steward db upgrade`"):
+        await service.start()
