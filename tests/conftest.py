@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import shutil
 import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -121,3 +124,35 @@ def rabbit_url() -> Iterator[str]:
     _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
     yield url
     _rabbitmqctl("delete_vhost", vhost)
+
+
+# NATS for the integration tests: the machine's server, in a namespace of this test session's own
+# (the first token of every subject, and the name of the JetStream stream), with JetStream on, so
+# that the conformance suite runs casts at-least-once. Read at import, as the RabbitMQ URL is; the
+# stream is deleted when the session ends, if the session used the NATS transport at all.
+NATS_URL_VARIABLE = "NATS_TEST_URL"
+NATS_TEST_NAMESPACE = f"steward-test-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+os.environ[NATS_URL_VARIABLE] = f"nats://127.0.0.1:4222/{NATS_TEST_NAMESPACE}?jetstream=true"
+
+
+async def delete_nats_streams(*names: str) -> None:
+    """Delete these JetStream streams (with their consumers) on the machine's NATS, if present."""
+    import nats
+    from nats.js.errors import NotFoundError
+
+    client = await nats.connect("nats://127.0.0.1:4222", allow_reconnect=False)
+    try:
+        js = client.jetstream()
+        for name in names:
+            with contextlib.suppress(NotFoundError):
+                await js.delete_stream(name)
+    finally:
+        await client.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _nats_test_stream() -> Iterator[None]:
+    """Delete the session's NATS stream at the end, when the NATS transport was used."""
+    yield
+    if "steward.rpc.transports.nats" in sys.modules:
+        asyncio.run(delete_nats_streams(NATS_TEST_NAMESPACE))

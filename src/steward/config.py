@@ -203,6 +203,29 @@ class Settings(BaseSettings):
     rabbit_interval_max: float = _option(
         30.0, "RabbitMQ: longest wait between reconnection attempts, in seconds.", gt=0
     )
+    nats_jetstream: bool = _option(
+        False,
+        "NATS: casts and notifications through JetStream, at-least-once (off: core NATS, "
+        "at-most-once). A transport URL's ?jetstream= overrides it.",
+    )
+    nats_stream_storage: typing.Literal["file", "memory"] = _option(
+        "file", "NATS JetStream: where the stream keeps messages (memory: lost on restart)."
+    )
+    nats_stream_replicas: int = _option(
+        1, "NATS JetStream: copies of the stream in a cluster.", ge=1, le=5
+    )
+    nats_stream_max_age: float = _option(
+        0.0, "NATS JetStream: seconds a message may wait in the stream; 0: no limit.", ge=0
+    )
+    nats_ack_wait: float = _option(
+        30.0,
+        "NATS JetStream: seconds after which the unsettled messages of a consumer that died or "
+        "lost its connection are redelivered to another.",
+        gt=0,
+    )
+    nats_reconnect_wait: float = _option(
+        2.0, "NATS: seconds between reconnection attempts to a server.", gt=0
+    )
 
     _origins: dict[str, str] = PrivateAttr(default_factory=dict)
 

@@ -22,6 +22,7 @@ SCHEMES: dict[str, str] = {
     "amqp": "steward.rpc.transports.rabbit:RabbitTransport",
     "amqps": "steward.rpc.transports.rabbit:RabbitTransport",
     "rabbit": "steward.rpc.transports.rabbit:RabbitTransport",
+    "nats": "steward.rpc.transports.nats:NatsTransport",
 }
 """URL scheme -> ``module:Class`` of the transport that serves it."""
 

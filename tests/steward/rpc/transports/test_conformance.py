@@ -37,6 +37,8 @@ URLS = [
     pytest.param("memory://", id="memory"),
     # The machine's RabbitMQ, in this test session's own vhost (see tests/conftest.py).
     pytest.param(os.environ["RABBIT_TEST_URL"], id="rabbit"),
+    # The machine's NATS with JetStream, in this test session's own namespace (tests/conftest.py).
+    pytest.param(os.environ["NATS_TEST_URL"], id="nats"),
 ]
 
 # Generous guard for waits that should end almost at once; never a timing assertion.

@@ -1,0 +1,339 @@
+"""nats:// — NATS, on nats-py: core NATS, and JetStream for at-least-once casts and notifications.
+
+URL: ``nats://[user:pass@]host[:port][,[user:pass@]host2[:port]...][/namespace][?options]``.
+Several servers are tried, and reconnected to, as nats-py does; credentials go in each host's
+userinfo (``user:pass@`` or ``token@``) or in a ``.creds`` file (``?creds=/path``); TLS is used
+when the server requires it, with the system's CAs or ``?ca_file=``, ``cert_file=``,
+``key_file=``. The namespace (default ``steward``) starts every subject and names the
+JetStream stream, as a vhost separates systems on one RabbitMQ. ``?jetstream=true|false``
+overrides the ``nats_jetstream`` setting for this URL.
+
+Mapping (names in :class:`~steward.rpc.transports._nats_connection.Subjects`):
+
+* a call's request (``send(confirm=False)``) is published to ``ns.call.<exchange>.<topic>``
+  (or ``...<topic>.<server>``); the servers of a topic subscribe in queue group ``servers``, so
+  each request reaches one of them. The reply goes to the caller's own reply subject
+  ``ns.reply.<id>`` (:meth:`NatsTransport.listen_replies`), named in the request as oslo's
+  ``_reply_q`` is: steward's own request/reply, not nats-py's ``request``, so that all calls on
+  a transport share one subscription and a reply can come from any server. ``send_reply`` only
+  ever publishes to a reply subject of the namespace: an address taken from a request can
+  never make a server publish anywhere else (``$JS.API...`` for instance);
+* a cast (``send(confirm=True)``) goes to ``ns.cast.<exchange>.<topic>[.<server>]``: on core
+  NATS, published and flushed (the server has it) to queue-group subscribers as calls are; with
+  JetStream, into stream ``ns`` (interest retention), the broker's acknowledgement awaited, and
+  consumed through a durable pull consumer per subject shared by the topic's servers;
+* a fanout cast goes to ``ns.fanout.<exchange>.<topic>``, a plain subscription of every server:
+  all of them get it, those listening when it is sent;
+* notifications go to ``ns.notify.<exchange>.<topic>.<priority>``: queue group
+  ``notifications`` (or ``pool:<pool>``, so each pool gets every notification) on core NATS;
+  with JetStream, the publisher creates the subject's durable consumer first, as oslo declares
+  the queue, so notifications wait there for a listener (a pool gets a consumer of its own).
+
+Delivery. **Core NATS is at-most-once**: it keeps nothing. A message published while no server
+subscribes is dropped, as an unroutable AMQP message is; one delivered to a server that dies
+before settling it is lost; ``requeue`` publishes it again (another server of the group may take
+it, or none if none listens then), and a stopping listener gives back what its handler never saw
+the same way. Notifications sent while no listener listens are lost. There is no flow control
+between servers: core NATS spreads a topic's messages over its servers whether they are busy or
+not; ``prefetch`` bounds what one server's handler holds, the rest waiting in that process.
+**With JetStream** (``nats_jetstream``), casts and notifications are at-least-once: a server
+acknowledges after handling, a requeued message is ``nak``-ed and delivered again at once, a
+rejected one ``term``-ed; a server that dies, or loses its connection, has its unsettled messages
+redelivered to another after ``nats_ack_wait``; ``prefetch`` is exact (a server pulls only what
+it has room for). Calls stay on core NATS either way: a call is at-most-once from its caller's
+point of view, and a server that dies mid-call makes the caller time out. Every process of a
+system must agree on ``nats_jetstream``.
+
+A call's request carries its expiry (header ``Steward-Expires``, the caller's wall clock plus
+its timeout: hosts need synchronised clocks, as they do for oslo's logs); a server drops it
+unhandled after that, as RabbitMQ drops an expired message. The largest body is the smaller of
+``max_message_size`` and the server's ``max_payload`` (1 MiB unless configured) less room for
+headers; larger ones raise :class:`~steward.errors.MessageTooLarge` on send.
+
+The transport is three modules, each one concern: this one (the Transport protocol),
+``_nats_connection`` (URL, names, connection, JetStream objects) and ``_nats_listener``
+(consuming, flow control, settling).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import typing
+import uuid
+
+from nats.errors import ConnectionClosedError, MaxPayloadError, NoRespondersError
+from nats.errors import Error as NatsError
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js.errors import NoStreamResponseError
+
+from steward import config
+from steward.errors import (
+    InvalidTransportURL,
+    MessageDeliveryFailure,
+    MessageTooLarge,
+    TransportClosed,
+)
+from steward.rpc.transports._nats_connection import Connection, Subjects, parse_url, token
+from steward.rpc.transports._nats_listener import EXPIRES_HEADER, CoreFeed, Listener, PullFeed
+
+if typing.TYPE_CHECKING:
+    from nats.aio.msg import Msg
+
+    from steward.rpc.target import Target
+    from steward.rpc.transports.base import MessageHandler, ReplyHandler, Transport
+
+__all__ = ["NatsTransport"]
+
+LOG = logging.getLogger(__name__)
+
+# Room left in the server's max_payload for the headers steward and JetStream add.
+HEADER_ROOM = 512
+# A JetStream publish waits this long for the stream's acknowledgement, and is tried this many
+# times (with the same Nats-Msg-Id, so JetStream stores it once) before the cast fails.
+_PUBLISH_TIMEOUT = 5.0
+_PUBLISH_ATTEMPTS = 3
+_RETRIED = (NatsTimeoutError, NoRespondersError, NoStreamResponseError, ConnectionClosedError)
+
+
+class NatsTransport:
+    """The nats:// transport. See the module docstring.
+
+    ``settings`` (default: the process's) gives ``control_exchange``, ``max_message_size`` and
+    the ``nats_*`` options; they are read once, here. :attr:`connection` keeps the nats-py
+    client; its ``name`` is the client name the server shows.
+    """
+
+    def __init__(self, url: str, *, settings: config.Settings | None = None) -> None:
+        settings = settings if settings is not None else config.get_settings()
+        self._url = url
+        try:
+            parsed = parse_url(url)
+            parsed.tls()  # a TLS file that cannot be read is a bad URL, said now
+        except (ValueError, OSError) as exc:
+            raise InvalidTransportURL(f"cannot read {config.mask_url(url)!r}: {exc}") from exc
+        self.jetstream = parsed.jetstream if parsed.jetstream is not None else (
+            settings.nats_jetstream
+        )  # fmt: skip
+        self.subjects = Subjects(parsed.namespace, settings.control_exchange)
+        self.connection = Connection(parsed, self.url, settings)
+        self._ack_wait = settings.nats_ack_wait
+        self._max_message_size = settings.max_message_size
+        self._reply_subject: str | None = None
+        self._reply_handler: ReplyHandler | None = None
+        self._notification_consumers: set[str] = set()
+        self._listeners: set[Listener] = set()
+        self._closed = False
+
+    @property
+    def url(self) -> str:
+        """The transport URL with passwords masked."""
+        return config.mask_url(self._url)
+
+    @property
+    def max_message_size(self) -> int:
+        """``max_message_size``, or less once connected: the server's ``max_payload``."""
+        max_payload = self.connection.max_payload
+        if max_payload is None:
+            return self._max_message_size
+        return min(self._max_message_size, max_payload - HEADER_ROOM)
+
+    @property
+    def connected(self) -> bool:
+        """Whether the transport is connected to a NATS server right now."""
+        return self.connection.connected
+
+    def _check(self, body: bytes) -> None:
+        if self._closed:
+            raise TransportClosed(f"transport {self.url} is closed")
+        if len(body) > self.max_message_size:
+            raise MessageTooLarge(len(body), self.max_message_size)
+
+    async def send(
+        self,
+        target: Target,
+        body: bytes,
+        *,
+        expiration: float | None = None,
+        confirm: bool = True,
+    ) -> None:
+        """Publish ``body`` for ``target``: a call's subject, or a cast's (see the module doc).
+
+        With ``confirm``, returns once the server has the message: JetStream's acknowledgement,
+        or a flush on core NATS. Raises :class:`MessageTooLarge`, :class:`TransportClosed`, or
+        :class:`MessageDeliveryFailure` when the server does not take it.
+        """
+        self._check(body)
+        await self.connection.client()
+        self._check(body)  # now against the server's max_payload too
+        subject = self.subjects.destination("cast" if confirm else "call", target)
+        headers = {EXPIRES_HEADER: f"{time.time() + expiration:.3f}"} if expiration else None
+        if confirm and self.jetstream and not target.fanout:
+            await self._publish_to_stream(subject, body, headers)
+        else:
+            await self._publish(subject, body, headers, flush=confirm)
+
+    async def _publish(
+        self, subject: str, body: bytes, headers: dict[str, str] | None, *, flush: bool
+    ) -> None:
+        client = await self.connection.client()
+        try:
+            await client.publish(subject, body, headers=headers)
+            if flush:
+                await self.connection.wait_connected()
+                await client.flush(timeout=int(_PUBLISH_TIMEOUT))
+        except MaxPayloadError as exc:
+            raise MessageTooLarge(len(body), client.max_payload) from exc
+        except TransportClosed:
+            raise
+        except Exception as exc:
+            raise MessageDeliveryFailure(
+                f"NATS did not take a message for {subject}: {exc!r}"
+            ) from exc
+
+    async def _publish_to_stream(
+        self, subject: str, body: bytes, headers: dict[str, str] | None
+    ) -> None:
+        headers = {**(headers or {}), "Nats-Msg-Id": uuid.uuid4().hex}
+        failure: Exception | None = None
+        for _ in range(_PUBLISH_ATTEMPTS):
+            js = await self.connection.jetstream()
+            try:
+                await js.publish(subject, body, timeout=_PUBLISH_TIMEOUT, headers=headers)
+            except NoStreamResponseError as exc:  # the stream is gone: make it again
+                failure = exc
+                self.connection.stream_lost()
+            except _RETRIED as exc:  # reconnecting: JetStream drops the duplicate, if any
+                failure = exc
+                await self.connection.wait_connected()
+            except MaxPayloadError as exc:
+                raise MessageTooLarge(len(body), self.max_message_size) from exc
+            except NatsError as exc:  # refused by JetStream (a limit, a sealed stream...)
+                raise MessageDeliveryFailure(
+                    f"JetStream refused a message for {subject}: {exc!r}"
+                ) from exc
+            else:
+                return
+        raise MessageDeliveryFailure(
+            f"JetStream did not take a message for {subject} after {_PUBLISH_ATTEMPTS} "
+            f"attempts: {failure!r}"
+        ) from failure
+
+    async def send_reply(self, reply_to: str, body: bytes) -> None:
+        """Publish a reply to ``reply_to``, which must be a reply subject of this namespace.
+
+        Any other address (it comes from a request, so from anyone) is logged and dropped.
+        """
+        self._check(body)
+        if not self.subjects.is_reply(reply_to):
+            LOG.warning("Dropping a reply to %.100r: not a reply subject of %s", reply_to,
+                        self.subjects.namespace)  # fmt: skip
+            return
+        await self._publish(reply_to, body, None, flush=False)
+
+    async def listen(self, target: Target, handler: MessageHandler, *, prefetch: int) -> Listener:
+        """Consume the target's topic and server subjects (calls and casts) and its fanout."""
+        if not target.topic or not target.server:
+            raise ValueError(f"a server listens on a topic and a server name, got {target}")
+        listener = self._listener(handler)
+        for subject in self.subjects.server("call", target):
+            listener.feeds.append(CoreFeed(listener, subject, "servers", prefetch))
+        for subject in self.subjects.server("cast", target):
+            listener.feeds.append(self._feed(listener, subject, "servers", None, prefetch))
+        listener.feeds.append(CoreFeed(listener, self.subjects.fanout(target), None, prefetch))
+        return await self._start(listener)
+
+    async def listen_replies(self, handler: ReplyHandler) -> str:
+        """Subscribe to this transport's reply subject (once) and return it."""
+        if self._closed:
+            raise TransportClosed(f"transport {self.url} is closed")
+        self._reply_handler = handler
+        if self._reply_subject is None:
+            client = await self.connection.client()
+            subject = self.subjects.reply()
+            await client.subscribe(subject, cb=self._on_reply)
+            await client.flush()
+            self._reply_subject = subject
+        return self._reply_subject
+
+    async def _on_reply(self, msg: Msg) -> None:
+        if self._reply_handler is not None:
+            self._reply_handler(msg.data)
+
+    async def send_notification(self, target: Target, priority: str, body: bytes) -> None:
+        """Publish to ``ns.notify.<exchange>.<topic>.<priority>`` and wait for the server.
+
+        With JetStream, the subject's durable consumer is created first (once per transport),
+        so the notification waits for a listener as in oslo's ``<topic>.<priority>`` queue.
+        """
+        self._check(body)
+        subject = self.subjects.notification(target, priority)
+        if not self.jetstream:
+            await self._publish(subject, body, None, flush=True)
+            return
+        if subject not in self._notification_consumers:
+            try:
+                await self.connection.ensure_consumer(
+                    subject, self.subjects.consumer(subject), ack_wait=self._ack_wait
+                )
+            except NatsError as exc:
+                raise MessageDeliveryFailure(
+                    f"cannot create the JetStream consumer of {subject}: {exc!r}"
+                ) from exc
+            self._notification_consumers.add(subject)
+        await self._publish_to_stream(subject, body, None)
+
+    async def listen_notifications(
+        self,
+        targets: typing.Sequence[tuple[Target, str]],
+        handler: MessageHandler,
+        *,
+        pool: str | None = None,
+        prefetch: int,
+    ) -> Listener:
+        """Consume each ``(target, priority)`` subject: shared, or ``pool``'s own copy."""
+        listener = self._listener(handler)
+        group = "notifications" if pool is None else f"pool:{token(pool)}"
+        for target, priority in targets:
+            subject = self.subjects.notification(target, priority)
+            listener.feeds.append(self._feed(listener, subject, group, pool, prefetch))
+        return await self._start(listener)
+
+    def _listener(self, handler: MessageHandler) -> Listener:
+        if self._closed:
+            raise TransportClosed(f"transport {self.url} is closed")
+        return Listener(self.connection, handler)
+
+    def _feed(
+        self, listener: Listener, subject: str, group: str, pool: str | None, prefetch: int
+    ) -> CoreFeed | PullFeed:
+        if not self.jetstream:
+            return CoreFeed(listener, subject, group, prefetch)
+        consumer = self.subjects.consumer(subject, pool=pool)
+        return PullFeed(listener, subject, consumer, prefetch, self._ack_wait)
+
+    async def _start(self, listener: Listener) -> Listener:
+        try:
+            await listener.start()
+        except NatsError as exc:
+            raise MessageDeliveryFailure(f"NATS refused a consumer: {exc!r}") from exc
+        self._listeners = {known for known in self._listeners if not known.finished}
+        self._listeners.add(listener)
+        return listener
+
+    async def close(self) -> None:
+        """Stop the listeners left, and close the connection."""
+        if self._closed:
+            return
+        self._closed = True
+        for listener in list(self._listeners):
+            await listener.close()
+        self._listeners.clear()
+        await self.connection.close()
+
+    def __repr__(self) -> str:
+        return f"NatsTransport({self.url!r})"
+
+
+if typing.TYPE_CHECKING:
+    _transport: Transport = NatsTransport("nats://")
