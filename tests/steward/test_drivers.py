@@ -30,13 +30,13 @@ not_a_class = 42
 """
 
 ENTRY_POINTS = """
-[steward.drivers.network]
+[steward.drivers.testnet]
 linux = netdrivers:LinuxDriver
 cisco = netdrivers:CiscoDriver
 ghost = netdrivers_missing:Ghost
 number = netdrivers:not_a_class
 
-[steward.drivers.volume]
+[steward.drivers.testvol]
 file = netdrivers:LinuxDriver
 """
 
@@ -55,37 +55,37 @@ def installed_drivers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
 
 
 def test_available_drivers_lists_names_of_a_kind(installed_drivers: Path) -> None:
-    assert available_drivers("network") == ["cisco", "ghost", "linux", "number"]
-    assert available_drivers("volume") == ["file"]
+    assert available_drivers("testnet") == ["cisco", "ghost", "linux", "number"]
+    assert available_drivers("testvol") == ["file"]
     assert available_drivers("nothing_registered") == []
 
 
 def test_load_by_entry_point_name_with_kwargs(installed_drivers: Path) -> None:
-    driver = load_driver("network", "linux", bridge="br-int")
+    driver = load_driver("testnet", "linux", bridge="br-int")
     assert type(driver).__name__ == "LinuxDriver"
     assert typing.cast("typing.Any", driver).bridge == "br-int"
-    assert load_driver_class("network", "cisco").__name__ == "CiscoDriver"
+    assert load_driver_class("testnet", "cisco").__name__ == "CiscoDriver"
 
 
 def test_load_by_module_path(installed_drivers: Path) -> None:
-    driver = load_driver("network", "netdrivers:CiscoDriver")
+    driver = load_driver("testnet", "netdrivers:CiscoDriver")
     assert type(driver).__name__ == "CiscoDriver"
 
 
 def test_expected_type_is_checked(installed_drivers: Path) -> None:
     import netdrivers  # type: ignore[import-not-found]
 
-    driver = load_driver("network", "linux", netdrivers.NetworkDriver)
+    driver = load_driver("testnet", "linux", netdrivers.NetworkDriver)
     assert isinstance(driver, netdrivers.NetworkDriver)
     with pytest.raises(DriverLoadError, match="is not a int"):
-        load_driver("network", "linux", int)
+        load_driver("testnet", "linux", int)
 
 
 def test_unknown_name_lists_the_available_ones(installed_drivers: Path) -> None:
     with pytest.raises(DriverNotFound) as caught:
-        load_driver("network", "juniper")
+        load_driver("testnet", "juniper")
     message = str(caught.value)
-    assert "no 'network' driver named 'juniper'" in message
+    assert "no 'testnet' driver named 'juniper'" in message
     assert "cisco, ghost, linux, number" in message
     assert caught.value.available == ["cisco", "ghost", "linux", "number"]
     assert isinstance(caught.value, LookupError)
@@ -107,7 +107,7 @@ def test_unknown_kind_says_none_are_installed() -> None:
 )
 def test_load_failures_are_clear(installed_drivers: Path, name: str, message: str) -> None:
     with pytest.raises(DriverLoadError, match=message):
-        load_driver("network", name)
+        load_driver("testnet", name)
 
 
 @pytest.mark.parametrize("kind", ["", "a b", "../x"])
