@@ -7,6 +7,11 @@ brings an embedded SQLite database up to date by itself, so a newcomer needs no 
 any other database stops start-up with a message naming ``steward db upgrade`` when the schema is
 behind: upgrading a shared production database is an operator's decision.
 
+An application built on steward keeps its own tables in the same database with its own migration
+tree: it describes the tree as :class:`Migrations` (where the scripts are, which version table
+records the tree's revision, which command upgrades it) and passes it to the same methods. Each
+tree upgrades independently of the others.
+
 Managers get a :class:`Database` as ``self.db`` and open sessions with
 ``async with self.db.session() as session``.
 
@@ -15,11 +20,12 @@ SQLAlchemy and Alembic are imported here and nowhere on a path that does not use
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import dataclasses
 import datetime
 import typing
 from collections.abc import AsyncIterator
-from importlib import resources
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import (
@@ -32,12 +38,37 @@ from sqlalchemy.ext.asyncio import (
 from steward.config import Settings, get_settings, mask_url
 from steward.errors import SchemaOutOfDate
 
-__all__ = ["Database", "utcnow"]
+__all__ = ["STEWARD_MIGRATIONS", "Database", "Migrations", "utcnow"]
+
+# pg_advisory_xact_lock key serialising schema upgrades ("steward" in ASCII, as a number).
+_LOCK_KEY = 0x73746577617264
 
 
 def utcnow() -> datetime.datetime:
     """Return the current UTC time without tzinfo, as the database columns store it."""
     return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Migrations:
+    """One Alembic migration tree, and the table in which it records its revision.
+
+    ``script_location`` is what Alembic accepts: a directory, or ``"package:directory"`` for one
+    shipped inside a package (``"myapp:migrations"``). ``version_table`` must differ between the
+    trees that share a database. ``upgrade_command`` is what the error for a schema that is behind
+    tells the operator to run.
+
+    Alembic reads the version table in the tree's ``env.py``: it must pass
+    ``context.config.attributes["version_table"]`` on as ``context.configure(version_table=...)``.
+    """
+
+    script_location: str
+    version_table: str = "alembic_version"
+    upgrade_command: str = "steward db upgrade"
+
+
+STEWARD_MIGRATIONS = Migrations("steward:migrations")
+"""steward's own tree: the registry's tables, recorded in ``alembic_version``."""
 
 
 class Database:
@@ -89,53 +120,91 @@ class Database:
             value = await connection.scalar(sa.select(db_now(self.dialect)))
         return _as_naive_utc(value)
 
-    async def current_revision(self) -> str | None:
-        """Return the schema's Alembic revision, or None for an empty database."""
+    async def current_revision(self, *, migrations: Migrations | None = None) -> str | None:
+        """Return the revision of ``migrations`` (default: steward's) here, or None if absent."""
         from alembic.runtime.migration import MigrationContext  # noqa: PLC0415 - migrations only
 
+        version_table = (migrations or STEWARD_MIGRATIONS).version_table
+
         def read(connection: sa.Connection) -> str | None:
-            return MigrationContext.configure(connection).get_current_revision()
+            context = MigrationContext.configure(connection, opts={"version_table": version_table})
+            return context.get_current_revision()
 
         async with self.engine.connect() as connection:
             return await connection.run_sync(read)
 
     @staticmethod
-    def head_revision() -> str:
-        """Return the newest revision shipped with this version of steward."""
+    def head_revision(migrations: Migrations | None = None) -> str:
+        """Return the newest revision of ``migrations`` (default: steward's own tree)."""
         from alembic.script import ScriptDirectory  # noqa: PLC0415 - migrations only
 
-        head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
-        if head is None:  # pragma: no cover - the package always ships migrations
-            raise RuntimeError("steward ships no migrations")
+        tree = migrations or STEWARD_MIGRATIONS
+        head = ScriptDirectory.from_config(_alembic_config(tree)).get_current_head()
+        if head is None:
+            raise RuntimeError(f"the migration tree {tree.script_location!r} has no revisions")
         return head
 
-    async def upgrade(self, revision: str = "head") -> None:
-        """Apply migrations up to ``revision`` (default: the newest)."""
+    async def upgrade(
+        self, revision: str = "head", *, migrations: Migrations | None = None
+    ) -> None:
+        """Apply the migrations of ``migrations`` (default: steward's) up to ``revision``."""
         from alembic import command  # noqa: PLC0415 - migrations only
 
         def apply(connection: sa.Connection) -> None:
-            config = _alembic_config()
+            config = _alembic_config(migrations or STEWARD_MIGRATIONS)
             config.attributes["connection"] = connection
             command.upgrade(config, revision)
 
-        async with self.engine.begin() as connection:
+        async with self._migration_lock(), self.engine.begin() as connection:
+            if self.dialect == "postgresql":
+                # Held until the transaction ends: concurrent upgrades run one after the other.
+                await connection.execute(
+                    sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY}
+                )
             await connection.run_sync(apply)
 
-    async def ensure_schema(self, *, upgrade: bool | None = None) -> None:
-        """Make sure the schema is current before a service uses it.
+    @contextlib.asynccontextmanager
+    async def _migration_lock(self) -> AsyncIterator[None]:
+        """Serialise upgrades of one SQLite file across processes (workers start together).
+
+        Alembic runs SQLite DDL outside a transaction, so two workers upgrading a fresh file at
+        once would both create the tables; an exclusive lock on a file beside it orders them, and
+        the second finds the schema current. PostgreSQL uses an advisory lock instead.
+        """
+        database = sa.make_url(self.url).database
+        if self.dialect != "sqlite" or not database or database == ":memory:":
+            yield
+            return
+        import fcntl  # noqa: PLC0415 - POSIX, SQLite only
+
+        with open(f"{database}.migrate.lock", "a+b") as lock_file:  # noqa: ASYNC230 - a lock file, opened once
+            await asyncio.to_thread(fcntl.flock, lock_file.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock_file.fileno(), fcntl.LOCK_UN)
+
+    async def ensure_schema(
+        self, *, upgrade: bool | None = None, migrations: Migrations | None = None
+    ) -> None:
+        """Make sure the schema of ``migrations`` (default: steward's) is current before use.
 
         ``upgrade`` None means: upgrade by itself on the embedded SQLite database only. Otherwise
-        a schema that is behind raises :class:`SchemaOutOfDate` naming ``steward db upgrade``.
+        a schema that is behind raises :class:`SchemaOutOfDate` naming the tree's
+        ``upgrade_command`` (``steward db upgrade`` for steward's own).
         """
-        current, head = await self.current_revision(), self.head_revision()
+        tree = migrations or STEWARD_MIGRATIONS
+        current = await self.current_revision(migrations=tree)
+        head = self.head_revision(tree)
         if current == head:
             return
         if upgrade if upgrade is not None else self.is_embedded:
-            await self.upgrade()
+            await self.upgrade(migrations=tree)
             return
         raise SchemaOutOfDate(
-            f"the database {mask_url(self.url)} is at schema revision {current or 'none'} but "
-            f"this steward needs {head}; run `steward db upgrade` (with the same settings) first"
+            f"the database {mask_url(self.url)} is at schema revision {current or 'none'} of "
+            f"{tree.script_location} but this version needs {head}; run "
+            f"`{tree.upgrade_command}` (with the same settings) first"
         )
 
     async def dispose(self) -> None:
@@ -172,9 +241,10 @@ def _as_naive_utc(value: object) -> datetime.datetime:
     return value
 
 
-def _alembic_config() -> typing.Any:  # noqa: ANN401 - alembic.config.Config, imported lazily
+def _alembic_config(migrations: Migrations) -> typing.Any:  # noqa: ANN401 - alembic's Config, imported lazily
     from alembic.config import Config  # noqa: PLC0415 - migrations only
 
     config = Config()
-    config.set_main_option("script_location", str(resources.files("steward") / "migrations"))
+    config.set_main_option("script_location", migrations.script_location)
+    config.attributes["version_table"] = migrations.version_table
     return config

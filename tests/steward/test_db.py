@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 import datetime
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
 from steward.config import load_settings
-from steward.db import Database, utcnow
+from steward.db import STEWARD_MIGRATIONS, Database, Migrations, utcnow
 from steward.errors import SchemaOutOfDate
 
 
@@ -72,3 +73,91 @@ def test_from_settings_and_repr_masks() -> None:
     assert db.dialect == "postgresql"
     assert not db.is_embedded
     assert "pw" not in repr(db)
+
+
+_APP_ENV = """
+from alembic import context
+
+connection = context.config.attributes["connection"]
+context.configure(
+    connection=connection,
+    version_table=context.config.attributes["version_table"],
+)
+with context.begin_transaction():
+    context.run_migrations()
+"""
+
+_APP_REVISION = """
+import sqlalchemy as sa
+from alembic import op
+
+revision = "a1"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    op.create_table("widgets", sa.Column("id", sa.Integer, primary_key=True))
+
+
+def downgrade():
+    op.drop_table("widgets")
+"""
+
+
+def _app_migrations(tmp_path: Path) -> Migrations:
+    tree = tmp_path / "app_migrations"
+    (tree / "versions").mkdir(parents=True)
+    (tree / "env.py").write_text(_APP_ENV)
+    (tree / "versions" / "a1_widgets.py").write_text(_APP_REVISION)
+    return Migrations(str(tree), version_table="app_version", upgrade_command="app db upgrade")
+
+
+async def test_a_second_migration_tree_keeps_its_own_version_table(
+    database_url: str, tmp_path: Path
+) -> None:
+    app = _app_migrations(tmp_path)
+    assert Database.head_revision(app) == "a1"
+    async with Database(database_url) as db:
+        await db.upgrade()
+        assert await db.current_revision(migrations=app) is None
+        await db.upgrade(migrations=app)
+        assert await db.current_revision() == "0001"
+        assert await db.current_revision(migrations=app) == "a1"
+        async with db.engine.connect() as connection:
+            tables = await connection.run_sync(lambda sync: sa.inspect(sync).get_table_names())
+        assert {"services", "alembic_version", "widgets", "app_version"} <= set(tables)
+        await db.ensure_schema(migrations=app)  # current: nothing to do
+        await db.ensure_schema()
+
+
+async def test_ensure_schema_of_a_second_tree_names_its_upgrade_command(
+    database_url: str, tmp_path: Path
+) -> None:
+    app = _app_migrations(tmp_path)
+    async with Database(database_url) as db:
+        await db.ensure_schema(upgrade=True)
+        with pytest.raises(SchemaOutOfDate, match="run `app db upgrade`"):
+            await db.ensure_schema(upgrade=False, migrations=app)
+        await db.ensure_schema(upgrade=True, migrations=app)
+        assert await db.current_revision(migrations=app) == "a1"
+        assert await db.current_revision() == Database.head_revision(STEWARD_MIGRATIONS)
+
+
+def test_steward_migrations_are_the_default_tree() -> None:
+    assert STEWARD_MIGRATIONS.version_table == "alembic_version"
+    assert STEWARD_MIGRATIONS.upgrade_command == "steward db upgrade"
+    assert Database.head_revision() == Database.head_revision(STEWARD_MIGRATIONS) == "0001"
+
+
+async def test_concurrent_upgrades_of_one_database_do_not_collide(database_url: str) -> None:
+    import asyncio
+
+    databases = [Database(database_url) for _ in range(4)]
+    try:
+        await asyncio.gather(*(db.ensure_schema(upgrade=True) for db in databases))
+        assert {await db.current_revision() for db in databases} == {Database.head_revision()}
+    finally:
+        for db in databases:
+            await db.dispose()
