@@ -1,0 +1,3 @@
+"""The api service: pocketcloud's REST API, and the owner of the servers' records."""
+
+__all__: list[str] = []

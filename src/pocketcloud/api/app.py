@@ -1,0 +1,216 @@
+"""The REST API: FastAPI routes over :class:`~pocketcloud.api.cloud.Cloud`, and its errors.
+
+Routes live under ``/v1``; ``/docs`` and ``/openapi.json`` describe them. Every error is JSON of
+the shape ``{"error": {"code", "type", "message", "request_id"}}``: pocketcloud's errors with
+their own status (400, 404, 409, 503), a body that is not JSON or does not fit the schema as 400,
+an unknown path as 404, a service that did not answer in time as 503, and anything unexpected as
+500 without internals (the log has the traceback, under the request id). Each response carries
+its request id in ``X-OpenStack-Request-ID``.
+"""
+
+from __future__ import annotations
+
+import logging
+import typing
+
+from fastapi import FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
+
+from pocketcloud.api.cloud import Cloud
+from pocketcloud.api.schemas import (
+    ConsoleView,
+    ErrorBody,
+    ErrorDetail,
+    NetworkCreate,
+    NetworkView,
+    ServerCreate,
+    ServerView,
+    ServiceView,
+    VolumeAttach,
+    VolumeCreate,
+    VolumeView,
+)
+from pocketcloud.errors import PocketcloudError
+from steward.context import RequestContext, bind
+from steward.errors import MessagingTimeout
+
+__all__ = ["REQUEST_ID_HEADER", "create_app"]
+
+LOG = logging.getLogger(__name__)
+
+REQUEST_ID_HEADER = "X-OpenStack-Request-ID"
+
+_ERRORS: dict[int | str, dict[str, typing.Any]] = {
+    code: {"model": ErrorBody} for code in (400, 404, 409, 503)
+}
+
+
+def _error(code: int, kind: str, message: str, request: Request) -> JSONResponse:
+    request_id = getattr(request.state, "request_id", None)
+    body = ErrorBody(
+        error=ErrorDetail(code=code, type=kind, message=message, request_id=request_id)
+    )
+    headers = {REQUEST_ID_HEADER: request_id} if request_id else None
+    return JSONResponse(body.model_dump(), status_code=code, headers=headers)
+
+
+def _describe_validation(exc: RequestValidationError) -> str:
+    problems = []
+    for error in exc.errors():
+        if error.get("type") == "json_invalid":
+            detail = (error.get("ctx") or {}).get("error", "")
+            problems.append(f"the request body is not valid JSON ({detail})")
+            continue
+        where = ".".join(str(part) for part in error.get("loc", ()) if part != "body") or "body"
+        shown = repr(error.get("input"))
+        if len(shown) > 80:
+            shown = shown[:77] + "..."
+        problems.append(f"`{where}`: {error.get('msg')}, got {shown}")
+    return "; ".join(problems) or "the request does not fit the schema"
+
+
+def create_app(cloud: Cloud) -> FastAPI:
+    """Return the REST application serving ``cloud``."""
+    app = FastAPI(
+        title="pocketcloud",
+        version="1",
+        description="A small cloud on steward: servers, volumes, networks and services.",
+        responses=_ERRORS,
+    )
+    _install_error_handlers(app)
+    _install_server_routes(app, cloud)
+    _install_resource_routes(app, cloud)
+    return app
+
+
+def _ctx(request: Request) -> RequestContext:
+    context: RequestContext = request.state.context
+    return context
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.middleware("http")
+    async def request_context(
+        request: Request, call_next: typing.Callable[[Request], typing.Awaitable[Response]]
+    ) -> Response:
+        context = RequestContext(is_admin=True, roles=["admin"])
+        request.state.context = context
+        request.state.request_id = context.request_id
+        try:
+            with bind(context):
+                response = await call_next(request)
+        except Exception:
+            LOG.exception("Unexpected error serving %s %s", request.method, request.url.path)
+            return _error(
+                500, "InternalError", "internal error; see the api service's log", request
+            )
+        response.headers[REQUEST_ID_HEADER] = context.request_id
+        return response
+
+    @app.exception_handler(PocketcloudError)
+    async def cloud_error(request: Request, exc: PocketcloudError) -> JSONResponse:
+        return _error(exc.http_status, type(exc).__name__, str(exc), request)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return _error(400, "BadRequest", _describe_validation(exc), request)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        return _error(exc.status_code, "HTTPError", str(exc.detail), request)
+
+    @app.exception_handler(MessagingTimeout)
+    async def timeout(request: Request, exc: MessagingTimeout) -> JSONResponse:
+        return _error(
+            503, "ServiceUnavailable", f"a service did not answer in time: {exc}", request
+        )
+
+
+def _install_server_routes(app: FastAPI, cloud: Cloud) -> None:
+    @app.get("/v1/servers", tags=["servers"])
+    async def list_servers(request: Request) -> list[ServerView]:
+        """List servers."""
+        return await cloud.list_servers(_ctx(request))
+
+    @app.post("/v1/servers", status_code=status.HTTP_202_ACCEPTED, tags=["servers"])
+    async def create_server(request: Request, body: ServerCreate) -> ServerView:
+        """Boot a server: it is BUILDING until its host reports it ACTIVE (or ERROR)."""
+        return await cloud.create_server(_ctx(request), body)
+
+    @app.get("/v1/servers/{server_id}", tags=["servers"])
+    async def show_server(request: Request, server_id: str) -> ServerView:
+        """Show a server."""
+        return await cloud.get_server(_ctx(request), server_id)
+
+    @app.delete("/v1/servers/{server_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["servers"])
+    async def delete_server(request: Request, server_id: str) -> None:
+        """Delete a server: it is DELETING until its host has removed it."""
+        await cloud.delete_server(_ctx(request), server_id)
+
+    @app.post(
+        "/v1/servers/{server_id}/reboot", status_code=status.HTTP_202_ACCEPTED, tags=["servers"]
+    )
+    async def reboot_server(request: Request, server_id: str) -> ServerView:
+        """Reboot an ACTIVE or SHUTOFF server: it is REBOOTING until its host restarted it."""
+        return await cloud.reboot_server(_ctx(request), server_id)
+
+    @app.get("/v1/servers/{server_id}/console", tags=["servers"])
+    async def server_console(request: Request, server_id: str) -> ConsoleView:
+        """Show the end of a server's console."""
+        return ConsoleView(output=await cloud.get_console_output(_ctx(request), server_id))
+
+
+def _install_resource_routes(app: FastAPI, cloud: Cloud) -> None:
+    @app.get("/v1/volumes", tags=["volumes"])
+    async def list_volumes(request: Request) -> list[VolumeView]:
+        """List volumes."""
+        return await cloud.list_volumes(_ctx(request))
+
+    @app.post("/v1/volumes", status_code=status.HTTP_201_CREATED, tags=["volumes"])
+    async def create_volume(request: Request, body: VolumeCreate) -> VolumeView:
+        """Create a volume."""
+        return await cloud.create_volume(_ctx(request), body)
+
+    @app.get("/v1/volumes/{volume_id}", tags=["volumes"])
+    async def show_volume(request: Request, volume_id: str) -> VolumeView:
+        """Show a volume."""
+        return await cloud.get_volume(_ctx(request), volume_id)
+
+    @app.delete("/v1/volumes/{volume_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["volumes"])
+    async def delete_volume(request: Request, volume_id: str) -> None:
+        """Delete an available volume."""
+        await cloud.delete_volume(_ctx(request), volume_id)
+
+    @app.post("/v1/volumes/{volume_id}/attach", tags=["volumes"])
+    async def attach_volume(request: Request, volume_id: str, body: VolumeAttach) -> VolumeView:
+        """Attach a volume to a server."""
+        return await cloud.attach_volume(_ctx(request), volume_id, body.server_id)
+
+    @app.post("/v1/volumes/{volume_id}/detach", tags=["volumes"])
+    async def detach_volume(request: Request, volume_id: str) -> VolumeView:
+        """Detach a volume from its server."""
+        return await cloud.detach_volume(_ctx(request), volume_id)
+
+    # --- networks and services -----------------------------------------------------------------
+
+    @app.get("/v1/networks", tags=["networks"])
+    async def list_networks(request: Request) -> list[NetworkView]:
+        """List networks."""
+        return await cloud.list_networks(_ctx(request))
+
+    @app.post("/v1/networks", status_code=status.HTTP_201_CREATED, tags=["networks"])
+    async def create_network(request: Request, body: NetworkCreate) -> NetworkView:
+        """Create a network (a VLAN of its own under VlanManager)."""
+        return await cloud.create_network(_ctx(request), body)
+
+    @app.get("/v1/networks/{network_id}", tags=["networks"])
+    async def show_network(request: Request, network_id: str) -> NetworkView:
+        """Show a network."""
+        return await cloud.get_network(_ctx(request), network_id)
+
+    @app.get("/v1/services", tags=["services"])
+    async def list_services(request: Request) -> list[ServiceView]:
+        """List services with their up/down state."""
+        return await cloud.list_services(_ctx(request))

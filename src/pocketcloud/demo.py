@@ -1,0 +1,150 @@
+"""The demo: a network, a volume and three servers, made through the REST API like a user would.
+
+``pocketcloud up --demo`` runs it once the services are up, showing progress as it goes, and ends
+with a table of what it made. It only speaks HTTP to the API, so what it shows is what any
+client sees. Running it again on the same data directory reuses the network and the volume.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import typing
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+__all__ = ["DEMO_NETWORK", "DEMO_SERVERS", "DEMO_VOLUME", "DemoError", "DemoResult", "run_demo"]
+
+LOG = logging.getLogger(__name__)
+
+DEMO_NETWORK = {"name": "demo-net", "cidr": "10.0.0.0/24"}
+DEMO_VOLUME = {"name": "demo-vol", "size_gb": 1}
+DEMO_SERVERS = ("demo-1", "demo-2", "demo-3")
+_SETTLED = {"ACTIVE", "SHUTOFF", "ERROR"}
+POLL_INTERVAL = 0.2
+"""Seconds between two looks at the API while waiting."""
+
+JSON = dict[str, typing.Any]
+
+
+class DemoError(Exception):
+    """The demo could not finish; the message says which step and why."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DemoResult:
+    """What the demo made, as the API last showed it."""
+
+    network: JSON
+    volume: JSON
+    servers: list[JSON]
+
+
+async def _request(
+    client: httpx.AsyncClient, method: str, path: str, *, json: JSON | None = None
+) -> typing.Any:  # noqa: ANN401 - JSON from the API
+    response = await client.request(method, path, json=json)
+    if response.is_error:
+        raise DemoError(f"{method} {path} answered {response.status_code}: {response.text}")
+    return response.json() if response.content else None
+
+
+async def _poll(description: str, check: typing.Callable[[], typing.Awaitable[bool]]) -> None:
+    """Ask ``check`` until it is true; the caller's ``asyncio.timeout`` scope bounds the wait."""
+    LOG.debug("Waiting for %s", description)
+    while True:
+        if await check():
+            return
+        await asyncio.sleep(POLL_INTERVAL)
+
+
+async def run_demo(base_url: str, *, console: Console) -> DemoResult:
+    """Make the demo's resources through the API at ``base_url`` and print them in a table.
+
+    Run it inside an ``asyncio.timeout`` scope: it waits for the services and the servers for as
+    long as that allows. Raises :class:`DemoError` when the API refuses a step.
+    """
+    async with httpx.AsyncClient(base_url=base_url, timeout=30.0) as client:
+
+        async def services_up() -> bool:
+            services = await _request(client, "GET", "/v1/services")
+            computes = [s for s in services if s["binary"] == "pocketcloud-compute"]
+            return bool(computes) and all(s["state"] == "up" for s in services)
+
+        with console.status("Waiting for the services to report up...") as status:
+            await _poll("every service to be up", services_up)
+            console.print("[green]✓[/green] services are up")
+            status.update("Creating the network...")
+            network = await _find_or_create(client, "/v1/networks", DEMO_NETWORK)
+            console.print(f"[green]✓[/green] network {network['name']} ({network['cidr']})")
+            status.update("Creating the volume...")
+            volume = await _find_or_create(client, "/v1/volumes", DEMO_VOLUME)
+            console.print(f"[green]✓[/green] volume {volume['name']} ({volume['size_gb']} GiB)")
+            ids = []
+            for name in DEMO_SERVERS:
+                status.update(f"Booting {name}...")
+                body = {"name": name, "ram_mb": 256, "disk_gb": 1, "network_id": network["id"]}
+                server = await _request(client, "POST", "/v1/servers", json=body)
+                ids.append(server["id"])
+                console.print(f"[green]✓[/green] server {name} requested ({server['status']})")
+            servers: list[JSON] = []
+
+            async def settled() -> bool:
+                servers[:] = [await _request(client, "GET", f"/v1/servers/{i}") for i in ids]
+                ready = sum(server["status"] in _SETTLED for server in servers)
+                status.update(f"Waiting for the servers to boot ({ready}/{len(ids)})...")
+                return ready == len(ids)
+
+            await _poll("the servers to boot", settled)
+            console.print("[green]✓[/green] servers booted")
+            if volume["status"] == "available" and servers[0]["status"] == "ACTIVE":
+                status.update(f"Attaching {volume['name']} to {servers[0]['name']}...")
+                volume = await _request(
+                    client,
+                    "POST",
+                    f"/v1/volumes/{volume['id']}/attach",
+                    json={"server_id": servers[0]["id"]},
+                )
+                console.print(f"[green]✓[/green] {volume['name']} attached to {servers[0]['name']}")
+    result = DemoResult(network=network, volume=volume, servers=servers)
+    console.print(result_table(result))
+    return result
+
+
+async def _find_or_create(client: httpx.AsyncClient, path: str, body: JSON) -> JSON:
+    for item in await _request(client, "GET", path):
+        if item["name"] == body["name"]:
+            found: JSON = item
+            return found
+    created: JSON = await _request(client, "POST", path, json=body)
+    return created
+
+
+def result_table(result: DemoResult) -> Table:
+    """Return the demo's servers as a rich table, with their network and volume."""
+    table = Table(title="pocketcloud demo", title_justify="left")
+    for column in ("server", "id", "status", "host", "address", "RAM", "volume"):
+        table.add_column(column, no_wrap=True)
+    colours = {"ACTIVE": "green", "ERROR": "red", "SHUTOFF": "yellow"}
+    for server in result.servers:
+        colour = colours.get(server["status"], "white")
+        attached = result.volume["name"] if result.volume.get("server_id") == server["id"] else ""
+        table.add_row(
+            server["name"],
+            server["id"][:8],
+            f"[{colour}]{server['status']}[/{colour}]",
+            server["host"] or "-",
+            server["address"] or "-",
+            f"{server['ram_mb']} MB",
+            attached,
+        )
+    network = result.network
+    vlan = f", VLAN {network['vlan']}" if network.get("vlan") is not None else ""
+    table.caption = (
+        f"network {network['name']} {network['cidr']} on {network['bridge']}{vlan}; "
+        f"volume {result.volume['name']} {result.volume['size_gb']} GiB {result.volume['status']}"
+    )
+    return table

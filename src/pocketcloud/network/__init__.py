@@ -1,0 +1,3 @@
+"""The network service: networks and fixed IPs, laid out by FlatManager or VlanManager."""
+
+__all__: list[str] = []

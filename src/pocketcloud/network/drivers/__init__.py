@@ -1,0 +1,3 @@
+"""Network drivers shipped with pocketcloud: ``fake`` (in memory)."""
+
+__all__: list[str] = []

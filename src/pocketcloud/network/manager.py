@@ -1,0 +1,300 @@
+"""The network managers: FlatManager and VlanManager, over one driver API.
+
+As nova-network's: a :class:`NetworkManager` owns the networks and their fixed IPs; which kind
+runs is a setting (``network_manager``). Both hand out fixed IPs from a network's CIDR the same
+way and differ in how a network is laid out on the host:
+
+* :class:`FlatManager` puts every network on one shared bridge (``flat_network_bridge``),
+  optionally enslaving ``flat_interface``; networks have no VLAN.
+* :class:`VlanManager` gives each network a VLAN of its own (the next free one from
+  ``vlan_start``, or the one asked for) with a VLAN interface on ``vlan_interface`` and a bridge
+  ``br<vlan>`` around it.
+
+The layout is built through the network driver (:mod:`pocketcloud.network.driver`) when a network
+is created, and built again at start-up, so the host matches the tables after a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import typing
+import uuid
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+import steward
+from pocketcloud.errors import InvalidInput, NetworkConflict, NetworkNotFound
+from pocketcloud.manager import CloudManager, ManagerOptions
+from pocketcloud.network import ipam
+from pocketcloud.network.driver import NetworkDriver
+from pocketcloud.network.tables import fixed_ips, networks
+from pocketcloud.objects import NetworkInfo, NetworkRecord, wire
+from steward.context import RequestContext
+from steward.db import utcnow
+from steward.rpc import Target
+
+__all__ = ["MANAGERS", "FlatManager", "NetworkManager", "VlanManager"]
+
+LOG = logging.getLogger(__name__)
+
+# Two allocations racing for one address: the loser tries the next one, this many times.
+_ALLOCATION_ATTEMPTS = 8
+
+
+def _record(row: sa.RowMapping) -> NetworkRecord:
+    return NetworkRecord.model_validate(dict(row))
+
+
+class NetworkManager(CloudManager):
+    """Owns networks and fixed IPs; subclasses say how a network is laid out on the host."""
+
+    target = Target(version="1.0")
+    kind: typing.ClassVar[str] = ""
+
+    def __init__(self, host: str | None = None, **options: typing.Unpack[ManagerOptions]) -> None:
+        super().__init__(host, service_name="network", **options)
+        self.driver: NetworkDriver | None = None
+        self._allocating = asyncio.Lock()
+
+    async def init_host(self, service_ref: object | None) -> None:
+        """Load the network driver and lay out every existing network again."""
+        settings = self.cloud_settings
+        self.driver = steward.load_driver(
+            "network",
+            settings.network_driver,
+            NetworkDriver,
+            host=self.host,
+            data_dir=settings.data_dir,
+        )
+        for record in await self._networks():
+            await self._lay_out(record)
+
+    def _require_driver(self) -> NetworkDriver:
+        if self.driver is None:
+            raise RuntimeError(f"{type(self).__name__}.init_host() has not run")
+        return self.driver
+
+    # --- networks --------------------------------------------------------------------------
+
+    async def create_network(
+        self, context: RequestContext, name: str, cidr: str, vlan: int | None = None
+    ) -> dict[str, typing.Any]:
+        """Create network ``name`` on ``cidr`` and lay it out on the host; return its record.
+
+        Raises :class:`InvalidInput` for a CIDR that is malformed, not IPv4 or of a size outside
+        /16-/29, and :class:`NetworkConflict` when it overlaps an existing network.
+        """
+        network = ipam.parse_cidr(cidr)
+        existing = await self._networks()
+        for other in existing:
+            if network.overlaps(ipaddress.ip_network(other.cidr)):
+                raise NetworkConflict(
+                    f"{cidr} overlaps network {other.name!r} ({other.cidr}); choose another range"
+                )
+        bridge, vlan = self._choose_layout(vlan, existing)
+        gateway = ipam.gateway_of(network)
+        record = NetworkRecord(
+            id=str(uuid.uuid4()),
+            name=name,
+            cidr=str(network),
+            gateway=str(gateway),
+            bridge=bridge,
+            vlan=vlan,
+            manager=self.kind,
+            created_at=utcnow(),
+        )
+        try:
+            async with self.db.session() as session:
+                await session.execute(sa.insert(networks).values(**record.model_dump()))
+        except IntegrityError as exc:
+            raise NetworkConflict(f"network {name!r} conflicts with an existing one") from exc
+        await self._lay_out(record)
+        LOG.info("Created %s network %s (%s) on bridge %s", self.kind, name, cidr, bridge)
+        return wire(record)
+
+    def _choose_layout(
+        self, vlan: int | None, existing: list[NetworkRecord]
+    ) -> tuple[str, int | None]:
+        """Return the bridge and VLAN a new network gets; subclasses decide."""
+        raise NotImplementedError
+
+    async def _lay_out(self, record: NetworkRecord) -> None:
+        """Build the network's bridge (and VLAN) on the host; subclasses decide how."""
+        raise NotImplementedError
+
+    async def list_networks(self, context: RequestContext) -> list[dict[str, typing.Any]]:
+        """Return every network, oldest first."""
+        return [wire(record) for record in await self._networks()]
+
+    async def get_network(self, context: RequestContext, network_id: str) -> dict[str, typing.Any]:
+        """Return network ``network_id``; raises :class:`NetworkNotFound`."""
+        return wire(await self._network(network_id))
+
+    async def _networks(self) -> list[NetworkRecord]:
+        query = sa.select(networks).order_by(networks.c.created_at, networks.c.id)
+        async with self.db.session() as session:
+            rows = (await session.execute(query)).mappings().all()
+        return [_record(row) for row in rows]
+
+    async def _network(self, network_id: str) -> NetworkRecord:
+        query = sa.select(networks).where(networks.c.id == network_id)
+        async with self.db.session() as session:
+            row = (await session.execute(query)).mappings().first()
+        if row is None:
+            raise NetworkNotFound(f"network {network_id!r} does not exist")
+        return _record(row)
+
+    # --- fixed IPs -------------------------------------------------------------------------
+
+    async def allocate_for_instance(
+        self, context: RequestContext, server_id: str, network_id: str, host: str
+    ) -> dict[str, typing.Any]:
+        """Give server ``server_id`` (on compute ``host``) a fixed IP on ``network_id``.
+
+        Asking again for the same server returns the address it has. Raises
+        :class:`NetworkNotFound` and :class:`~pocketcloud.errors.NoMoreAddresses`.
+        """
+        record = await self._network(network_id)
+        async with self._allocating:
+            for _ in range(_ALLOCATION_ATTEMPTS):
+                taken = await self._take_address(record, server_id, host)
+                if taken is not None:
+                    address, mac = taken
+                    break
+            else:
+                raise NetworkConflict(f"{record.cidr} is busy allocating addresses; try again")
+        await self._require_driver().plug(record.bridge, port=server_id, address=address, mac=mac)
+        LOG.info("Allocated %s on %s to server %s", address, record.name, server_id)
+        info = NetworkInfo(
+            network_id=record.id,
+            network_name=record.name,
+            address=address,
+            cidr=record.cidr,
+            gateway=record.gateway,
+            bridge=record.bridge,
+            vlan=record.vlan,
+            mac=mac,
+        )
+        return wire(info)
+
+    async def _take_address(
+        self, record: NetworkRecord, server_id: str, host: str
+    ) -> tuple[str, str] | None:
+        """Return the server's address and MAC, allocating the lowest free address if needed.
+
+        None: another allocation took that address meanwhile (the caller tries again).
+        """
+        query = sa.select(fixed_ips).where(fixed_ips.c.network_id == record.id)
+        async with self.db.session() as session:
+            rows = (await session.execute(query)).mappings().all()
+        for row in rows:
+            if row["server_id"] == server_id:
+                return row["address"], row["mac"]
+        network = ipaddress.IPv4Network(record.cidr)
+        address = str(ipam.first_free_address(network, (row["address"] for row in rows)))
+        mac = ipam.random_mac()
+        values = {
+            "network_id": record.id,
+            "address": address,
+            "server_id": server_id,
+            "host": host,
+            "mac": mac,
+            "allocated_at": utcnow(),
+        }
+        try:
+            async with self.db.session() as session:
+                await session.execute(sa.insert(fixed_ips).values(**values))
+        except IntegrityError:
+            LOG.debug("Address %s was taken concurrently; trying the next", address)
+            return None
+        return address, mac
+
+    async def deallocate_for_instance(self, context: RequestContext, server_id: str) -> None:
+        """Release every fixed IP of server ``server_id``; nothing happens if it has none."""
+        query = (
+            sa.select(fixed_ips.c.address, networks.c.bridge)
+            .join(networks, networks.c.id == fixed_ips.c.network_id)
+            .where(fixed_ips.c.server_id == server_id)
+        )
+        async with self.db.session() as session:
+            rows = (await session.execute(query)).all()
+            await session.execute(sa.delete(fixed_ips).where(fixed_ips.c.server_id == server_id))
+        for address, bridge in rows:
+            await self._require_driver().unplug(bridge, port=server_id)
+            LOG.info("Released %s of server %s", address, server_id)
+
+    async def list_fixed_ips(
+        self, context: RequestContext, network_id: str
+    ) -> list[dict[str, typing.Any]]:
+        """Return the allocated addresses of ``network_id``: address, server, host, MAC."""
+        await self._network(network_id)
+        query = (
+            sa.select(fixed_ips.c.address, fixed_ips.c.server_id, fixed_ips.c.host, fixed_ips.c.mac)
+            .where(fixed_ips.c.network_id == network_id)
+            .order_by(fixed_ips.c.id)
+        )
+        async with self.db.session() as session:
+            rows = (await session.execute(query)).mappings().all()
+        return [dict(row) for row in rows]
+
+
+class FlatManager(NetworkManager):
+    """Every network on one shared bridge, ``flat_network_bridge``; no VLANs."""
+
+    kind = "flat"
+
+    def _choose_layout(
+        self, vlan: int | None, existing: list[NetworkRecord]
+    ) -> tuple[str, int | None]:
+        if vlan is not None:
+            raise InvalidInput(
+                "FlatManager does not use VLANs; leave `vlan` out, or run the network service "
+                "with network_manager=vlan"
+            )
+        return self.cloud_settings.flat_network_bridge, None
+
+    async def _lay_out(self, record: NetworkRecord) -> None:
+        network = ipaddress.IPv4Network(record.cidr)
+        await self._require_driver().ensure_bridge(
+            record.bridge,
+            interface=self.cloud_settings.flat_interface,
+            gateway=f"{record.gateway}/{network.prefixlen}",
+        )
+
+
+class VlanManager(NetworkManager):
+    """A VLAN per network: interface ``vlan<N>`` on ``vlan_interface``, inside bridge ``br<N>``."""
+
+    kind = "vlan"
+
+    def _choose_layout(
+        self, vlan: int | None, existing: list[NetworkRecord]
+    ) -> tuple[str, int | None]:
+        taken = {record.vlan for record in existing if record.vlan is not None}
+        if vlan is None:
+            vlan = self.cloud_settings.vlan_start
+            while vlan in taken:
+                vlan += 1
+            if vlan > 4094:
+                raise NetworkConflict("every VLAN id from vlan_start to 4094 is taken")
+        elif vlan in taken:
+            raise NetworkConflict(f"VLAN {vlan} is taken by another network; choose another")
+        return f"br{vlan}", vlan
+
+    async def _lay_out(self, record: NetworkRecord) -> None:
+        if record.vlan is None:
+            LOG.warning("Network %s has no VLAN (made by FlatManager?); skipped", record.name)
+            return
+        driver = self._require_driver()
+        interface = await driver.ensure_vlan(record.vlan, parent=self.cloud_settings.vlan_interface)
+        network = ipaddress.IPv4Network(record.cidr)
+        await driver.ensure_bridge(
+            record.bridge, interface=interface, gateway=f"{record.gateway}/{network.prefixlen}"
+        )
+
+
+MANAGERS: dict[str, type[NetworkManager]] = {"flat": FlatManager, "vlan": VlanManager}
+"""The network managers by the ``network_manager`` setting's value."""

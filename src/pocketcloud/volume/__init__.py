@@ -1,0 +1,3 @@
+"""The volume service: block storage volumes and their attachments, through a volume driver."""
+
+__all__: list[str] = []

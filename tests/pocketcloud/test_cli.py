@@ -1,0 +1,151 @@
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import httpx
+from tests.pocketcloud.flows import DEADLINE
+
+COMMAND = (sys.executable, "-m", "pocketcloud")
+UP_TIMEOUT = 120.0
+
+
+def _environment() -> dict[str, str]:
+    # The child starts from defaults: none of this process's steward or pocketcloud settings.
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("STEWARD_", "POCKETCLOUD_"))
+    } | {"COLUMNS": "120"}
+
+
+def _guests_of(data_dir: Path) -> list[int]:
+    return [int(path.read_text()) for path in data_dir.glob("instances/*/*/guest.pid")]
+
+
+def _runs(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except FileNotFoundError:
+        return False
+    return state not in {"Z", "X"}
+
+
+def test_the_command_is_installed_as_a_console_script() -> None:
+    scripts = metadata.entry_points(group="console_scripts")
+    assert [ep.value for ep in scripts if ep.name == "pocketcloud"] == ["pocketcloud.cli:main"]
+
+
+async def test_up_demo_boots_three_servers_shows_them_and_exits_cleanly(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    process = await asyncio.create_subprocess_exec(
+        *COMMAND,
+        "up",
+        "--demo",
+        "--demo-exit",
+        "--data-dir",
+        str(data_dir),
+        "--api-port",
+        "0",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=_environment(),
+    )
+    async with asyncio.timeout(UP_TIMEOUT):
+        out, err = await process.communicate()
+    output = out.decode()
+    assert process.returncode == 0, err.decode()
+    assert "pocketcloud is up: REST API on http://127.0.0.1:" in output
+    assert "✓ network demo-net (10.0.0.0/24)" in output
+    assert "✓ demo-vol attached to demo-1" in output
+    rows = [line for line in output.splitlines() if re.match(r"│ demo-\d", line)]
+    assert len(rows) == 3
+    assert all("ACTIVE" in row and "10.0.0." in row for row in rows)
+    assert "network demo-net 10.0.0.0/24 on br100" in output
+    assert (data_dir / "pocketcloud.db").is_file()
+    assert len(list((data_dir / "volumes").glob("*.img"))) == 1
+    assert not [pid for pid in _guests_of(data_dir) if _runs(pid)], "guests outlived the cloud"
+
+
+async def test_up_serves_the_api_on_loopback_until_sigint_then_stops_gracefully(
+    tmp_path: Path,
+) -> None:
+    process = await asyncio.create_subprocess_exec(
+        *COMMAND,
+        "up",
+        "--data-dir",
+        str(tmp_path),
+        "--api-port",
+        "0",
+        "--compute-driver",
+        "fake",
+        "--compute-hosts",
+        "1",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=_environment(),
+    )
+    assert process.stdout is not None
+    try:
+        async with asyncio.timeout(DEADLINE):
+            line = ""
+            while "pocketcloud is up" not in line:
+                line = (await process.stdout.readline()).decode()
+                assert line, "pocketcloud up exited before serving"
+        found = re.search(r"(http://127\.0\.0\.1:\d+)/v1", line)
+        assert found is not None, line
+        async with httpx.AsyncClient(base_url=found.group(1)) as client:
+            services = (await client.get("/v1/services")).json()
+            assert {service["binary"] for service in services} >= {"pocketcloud-api"}
+            response = await client.post("/v1/servers", json={"name": "x", "ram_mb": "x"})
+            assert response.status_code == 400
+            assert (await client.get("/docs")).status_code == 200
+    finally:
+        process.send_signal(signal.SIGINT)
+        async with asyncio.timeout(DEADLINE):
+            _, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+
+
+async def test_db_upgrade_then_current_reports_the_newest_revision(tmp_path: Path) -> None:
+    for arguments, expected in (
+        (("db", "current"), "pocketcloud schema: empty (behind 0001"),
+        (("db", "upgrade"), "pocketcloud schema: 0001"),
+        (("db", "current"), "pocketcloud schema: 0001 (up to date)"),
+    ):
+        process = await asyncio.create_subprocess_exec(
+            *COMMAND,
+            *arguments,
+            "--data-dir",
+            str(tmp_path),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=_environment(),
+        )
+        async with asyncio.timeout(DEADLINE):
+            out, err = await process.communicate()
+        assert process.returncode == 0, err.decode()
+        assert out.decode().startswith(expected), out.decode()
+
+
+async def test_bad_options_are_one_line_errors(tmp_path: Path) -> None:
+    environment = _environment() | {"POCKETCLOUD_API_HOST": "0.0.0.0"}  # noqa: S104 - refused
+    process = await asyncio.create_subprocess_exec(
+        *COMMAND,
+        "up",
+        "--data-dir",
+        str(tmp_path),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=environment,
+    )
+    async with asyncio.timeout(DEADLINE):
+        _, err = await process.communicate()
+    assert process.returncode == 2
+    assert "loopback address only" in err.decode()
+    assert "Traceback" not in err.decode()
