@@ -122,11 +122,19 @@ class ServiceLauncher:
     """Runs ``services`` in this process until SIGTERM/SIGINT; reloads on SIGHUP.
 
     ``reload_settings`` re-reads the configuration (the file, the environment and the original
-    command line) for SIGHUP.
+    command line) for SIGHUP. ``on_started`` is called once every service has started (and
+    metrics are served), for an embedding application that must know when to go on.
     """
 
-    def __init__(self, services: Sequence[Service], *, reload_settings: SettingsLoader) -> None:
+    def __init__(
+        self,
+        services: Sequence[Service],
+        *,
+        reload_settings: SettingsLoader,
+        on_started: Callable[[], None] | None = None,
+    ) -> None:
         self.services = list(services)
+        self._on_started = on_started
         self._reload_settings = reload_settings
         self._stop = asyncio.Event()
         self._interrupts = 0
@@ -216,7 +224,9 @@ class ServiceLauncher:
                     self.services, host=settings.metrics_host, port=settings.metrics_port
                 )
                 await observer.start()
-            _notify_ready()
+            LOG.info("All services started; serving until SIGTERM or SIGINT")
+            if self._on_started is not None:
+                self._on_started()
             await self._stop.wait()
             return 0
         finally:
@@ -241,12 +251,6 @@ async def _wait_event(event: asyncio.Event, seconds: float) -> bool:
     except TimeoutError:
         return False
     return True
-
-
-def _notify_ready() -> None:
-    # Tell a supervisor (systemd, or a test) that the service is serving.
-    sys.stdout.write("steward: ready\n")
-    sys.stdout.flush()
 
 
 class ProcessLauncher:

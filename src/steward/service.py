@@ -135,12 +135,16 @@ class Service:
         """Start the service in nova's order; raise :class:`ServiceStartError` if a step fails."""
         LOG.info("Starting %s on %s (topic %s)", self.binary, self.host, self.topic)
         step = "preparing the database"
+        host_ready = False
         try:
             if self._own_registry:
                 await self.registry.db.ensure_schema()
             previous = await self.registry.get(self.host, self.binary)
+            if self.manager.db is None:
+                self.manager.db = self.registry.db  # usable from init_host on
             step = "init_host"
             await run_hook(self.manager, "init_host", previous, executor=self.executor)
+            host_ready = True
             step = "creating the service record"
             self.service_ref = await self.registry.create_or_update(
                 self.host, self.binary, self.topic, version=self.version
@@ -156,7 +160,15 @@ class Service:
             await run_hook(self.manager, "post_start_hook", executor=self.executor)
         except Exception as exc:
             LOG.exception("%s on %s failed to start while %s", self.binary, self.host, step)
-            await self._close(cancel_requests=True)
+            await self._close(cancel_requests=not host_ready)
+            if host_ready:
+                # init_host ran: give the manager its chance to release what it took.
+                try:
+                    await run_hook(self.manager, "cleanup_host", executor=self.executor)
+                except Exception:
+                    LOG.exception("cleanup_host of %s failed after a failed start", self.binary)
+                finally:
+                    await self._release_resources()
             raise ServiceStartError(
                 f"{self.binary} on {self.host} failed to start while {step}: {exc}"
             ) from exc
@@ -171,8 +183,6 @@ class Service:
         self.manager.backdoor_port = self._console.port
 
     async def _start_rpc(self) -> None:
-        if self.manager.db is None:
-            self.manager.db = self.registry.db
         if self.settings.notification_driver != "noop":
             self.manager.notifier = Notifier(
                 self.transport,

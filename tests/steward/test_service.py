@@ -63,6 +63,7 @@ class VolumeManager(Manager):
         self.entered = asyncio.Event()
 
     def init_host(self, service_ref: object | None) -> None:
+        assert self.db is not None, "the database is there from init_host on"
         self.events.append(("init_host", service_ref))
 
     async def pre_start_hook(self, service_ref: object | None) -> None:
@@ -229,11 +230,14 @@ class BrokenStart(VolumeManager):
 async def test_a_failing_hook_stops_start_up_and_undoes_it(
     transport: Transport, registry: Registry, settings: Settings
 ) -> None:
-    service = Service(BrokenStart(settings=settings), topic="volume", transport=transport,
+    manager = BrokenStart(settings=settings)
+    service = Service(manager, topic="volume", transport=transport,
                       registry=registry, settings=settings, clock=FakeClock())  # fmt: skip
     with pytest.raises(ServiceStartError, match="while pre_start_hook: no backing store"):
         await service.start()
     assert service.rpcserver is None
+    # init_host had run, so the manager gets to clean up what it took.
+    assert names(manager) == ["init_host", "cleanup_host"]
     with pytest.raises(MessagingTimeout):
         await RPCClient(transport, Target("volume"), timeout=0.2).call(
             None, "create_volume", size=1

@@ -88,9 +88,12 @@ class Dispatcher:
             compatible = True
             if method.startswith("_") or method in getattr(endpoint, "__rpc_private__", ()):
                 continue
-            fn = getattr(endpoint, method, None)
-            if fn is None or not callable(fn) or isinstance(fn, type):
+            # Only methods the endpoint's class defines: not instance attributes that happen to
+            # be callable (an app object, a client), nor classes.
+            defined = inspect.getattr_static(type(endpoint), method, None)
+            if not (inspect.isfunction(defined) or isinstance(defined, staticmethod | classmethod)):
                 continue
+            fn = getattr(endpoint, method)
             return _build_method(method, fn)
         if compatible:
             raise NoSuchMethod(method)

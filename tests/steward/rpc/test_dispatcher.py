@@ -168,3 +168,18 @@ def test_method_without_a_context_argument_is_refused() -> None:
 
     with pytest.raises(InvalidArguments, match="must take the request context"):
         Dispatcher([NoContext()]).resolve(None, "1.0", "bare")
+
+
+async def test_callable_instance_attributes_are_not_methods() -> None:
+    class WithTools(Manager):
+        def __init__(self) -> None:
+            super().__init__(host="h")
+            self.app = lambda context: "internal"  # e.g. a web app or a client object
+
+        def real(self, context: RequestContext) -> str:
+            return "ok"
+
+    dispatcher = Dispatcher([WithTools()])
+    assert await dispatcher.dispatch(request("real", version="1.0")) == "ok"
+    with pytest.raises(NoSuchMethod):
+        await dispatcher.dispatch(request("app", version="1.0"))
