@@ -29,7 +29,16 @@ from benchmarks._report import Table
 RESULTS_DIR = Path(__file__).parent / "results"
 
 # Packages whose versions go with the figures: the measured code and its peers.
-_PACKAGES = ("steward", "oslo.service", "opentelemetry-api", "opentelemetry-sdk")
+_PACKAGES = (
+    "steward",
+    "oslo.service",
+    "oslo.messaging",
+    "aio-pika",
+    "aiormq",
+    "uvloop",
+    "opentelemetry-api",
+    "opentelemetry-sdk",
+)
 
 
 def machine_facts() -> dict[str, object]:
@@ -86,7 +95,8 @@ def save_results(
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
-        description="Run steward's benchmarks side by side with oslo.service and print the tables.",
+        description="Run steward's benchmarks side by side with the OpenStack code it replaces "
+        "and print the tables.",
     )
     parser.add_argument(
         "names",

@@ -13,9 +13,18 @@ def test_every_benchmark_runs_quickly_and_prints_its_tables(
     output = capsys.readouterr().out
     assert "Periodic pass, no task due" in output
     assert "Traced manager method vs plain method" in output
+    assert "RPC on RabbitMQ: median" in output
+    assert "RabbitMQ figures skipped" not in output  # the broker is there, as in CI
+    assert "FAILED" not in output  # no system's server or client failed twice
+    assert "memory:// call vs a bare asyncio request/reply pair" in output
+    assert "Tracing on a memory:// call" in output
     assert "steward" in output
 
 
 def test_unknown_benchmark_is_named() -> None:
-    with pytest.raises(LookupError, match="expected one of periodic, tracing"):
+    with pytest.raises(LookupError, match="expected one of periodic, tracing, rpc, rpc-tracing"):
         load("nope")
+
+
+def test_a_hyphenated_name_loads_its_module() -> None:
+    assert load("rpc-tracing").NAME == "rpc-tracing"
