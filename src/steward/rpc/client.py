@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import typing
 import weakref
@@ -31,7 +32,7 @@ from steward.rpc import wire
 from steward.rpc.serializer import Serializer
 from steward.rpc.target import Target, parse_version, version_is_compatible
 from steward.rpc.transports.base import Transport
-from steward.tracing import inject_trace_context, span
+from steward.tracing import inject_trace_context, is_tracing_enabled, span
 
 __all__ = ["RPCClient", "SyncRPCClient"]
 
@@ -210,11 +211,7 @@ class RPCClient:
         self._check(call=True)
         context = context if context is not None else get_current()
         timeout = self.timeout or self._settings().rpc_response_timeout
-        with span(
-            f"{self.target.topic}.{method} call",
-            kind=SpanKind.CLIENT,
-            attributes=self._span_attributes(method),
-        ):
+        with self._span(method, "call", SpanKind.CLIENT):
             reply = await self._call(context, method, kwargs, timeout)
         if reply.failure is not None:
             raise wire.deserialize_failure(reply.failure, self._allowed_modules())
@@ -251,13 +248,16 @@ class RPCClient:
         inject_trace_context(values)
         return values
 
-    def _span_attributes(self, method: str) -> dict[str, str]:
-        return {
+    def _span(self, method: str, operation: str, kind: SpanKind) -> typing.ContextManager[object]:
+        if not is_tracing_enabled():  # no name or attributes to build on the hot path
+            return contextlib.nullcontext()
+        attributes = {
             "rpc.system": "steward",
             "rpc.method": method,
             "messaging.destination.name": str(self.target.topic),
             "steward.server": self.target.server or "",
         }
+        return span(f"{self.target.topic}.{method} {operation}", kind=kind, attributes=attributes)
 
     async def cast(self, context: RequestContext | None, method: str, /, **kwargs: object) -> None:
         """Send ``method(context, **kwargs)`` to the target and return once it is handed over.
@@ -267,11 +267,7 @@ class RPCClient:
         """
         self._check(call=False)
         context = context if context is not None else get_current()
-        with span(
-            f"{self.target.topic}.{method} cast",
-            kind=SpanKind.PRODUCER,
-            attributes=self._span_attributes(method),
-        ):
+        with self._span(method, "cast", SpanKind.PRODUCER):
             body = self._body(context, method, kwargs)
             await self.transport.send(self.target, body, confirm=True)
 

@@ -18,9 +18,11 @@ from __future__ import annotations
 import asyncio
 import bisect
 import collections
+import contextlib
 import dataclasses
 import logging
 import time
+import typing
 from collections.abc import Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 
@@ -38,7 +40,7 @@ from steward.rpc.dispatcher import Dispatcher
 from steward.rpc.serializer import Serializer
 from steward.rpc.target import Target
 from steward.rpc.transports.base import IncomingMessage, Listener, Transport
-from steward.tracing import span
+from steward.tracing import TRACE_CONTEXT_KEYS, is_tracing_enabled, span
 
 __all__ = ["LATENCY_BUCKETS", "MethodStats", "RPCServer"]
 
@@ -197,17 +199,7 @@ class RPCServer:
         failure: str | None = None
         started = time.perf_counter()
         try:
-            with span(
-                f"{self.target.topic}.{request.method} handle",
-                kind=SpanKind.SERVER if address is not None else SpanKind.CONSUMER,
-                attributes={
-                    "rpc.system": "steward",
-                    "rpc.method": request.method,
-                    "messaging.destination.name": str(self.target.topic),
-                    "steward.server": str(self.target.server),
-                },
-                carrier=request.context,
-            ):
+            with self._span(request, replying=address is not None):
                 result = await self.dispatcher.dispatch(request)
             self.handled += 1
         except RPCDispatchError as exc:
@@ -222,6 +214,24 @@ class RPCServer:
         if address is not None:
             await self._reply(address, result=result, failure=failure, method=request.method)
         await incoming.ack()
+
+    def _span(self, request: wire.Request, *, replying: bool) -> typing.ContextManager[object]:
+        if not is_tracing_enabled():
+            # Still drop the caller's trace keys, so they do not travel on in the context.
+            for key in TRACE_CONTEXT_KEYS:
+                request.context.pop(key, None)
+            return contextlib.nullcontext()
+        return span(
+            f"{self.target.topic}.{request.method} handle",
+            kind=SpanKind.SERVER if replying else SpanKind.CONSUMER,
+            attributes={
+                "rpc.system": "steward",
+                "rpc.method": request.method,
+                "messaging.destination.name": str(self.target.topic),
+                "steward.server": str(self.target.server),
+            },
+            carrier=request.context,
+        )
 
     def _record(self, method: str, seconds: float, *, failed: bool) -> None:
         stats = self.method_stats.get(method)

@@ -22,9 +22,9 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import importlib
+import os
 import traceback
 import typing
-import uuid
 from collections.abc import Iterable, Mapping
 
 import orjson
@@ -57,8 +57,11 @@ JSONDict = dict[str, typing.Any]
 
 
 def new_id() -> str:
-    """Return a fresh message id: uuid4 hex, as oslo's ``_msg_id`` and ``_unique_id``."""
-    return uuid.uuid4().hex
+    """Return a fresh message id: 32 hex digits of randomness, as oslo's uuid4 ``.hex``.
+
+    ``os.urandom`` directly: a third of ``uuid4().hex``'s cost, on every message.
+    """
+    return os.urandom(16).hex()
 
 
 def _default(value: object) -> object:
