@@ -26,9 +26,11 @@ def spans() -> Iterator[InMemorySpanExporter]:
     set_tracer_provider(None)
 
 
-@pytest.fixture
-async def transport() -> AsyncIterator[Transport]:
-    transport = get_transport("memory://")
+@pytest.fixture(params=["memory", "rabbit"])
+async def transport(request: pytest.FixtureRequest) -> AsyncIterator[Transport]:
+    """In-process, and through the machine's RabbitMQ (a real broker hop)."""
+    url = "memory://" if request.param == "memory" else request.getfixturevalue("rabbit_url")
+    transport = get_transport(url)
     yield transport
     await transport.close()
 
@@ -50,7 +52,7 @@ async def test_one_trace_spans_client_server_and_a_nested_call(
     spans: InMemorySpanExporter, transport: Transport
 ) -> None:
     compute = ComputeManager(host="c1", service_name="compute")
-    compute.volumes = RPCClient(transport, Target("volume"))
+    compute.volumes = RPCClient(transport, Target("volume"), timeout=30)
     servers = [
         RPCServer(transport, Target("compute", "c1"), [compute]),
         RPCServer(transport, Target("volume", "v1"), [VolumeManager(host="v1")]),
