@@ -4,7 +4,7 @@ Off unless ``metrics_port`` is set; it listens on 127.0.0.1 unless ``metrics_hos
 The metrics are exposed through prometheus-client from the services' own statistics, read at
 scrape time (so the hot path pays nothing): RPC requests and failures and a latency histogram per
 method, requests in flight, periodic-task runs, failures and last duration, the age of the last
-heartbeat.
+heartbeat, notifications sent.
 
 * ``/healthz`` answers 200 while the process's event loop runs a no-op within a second (a loop
   stuck in blocking code fails it): Kubernetes' liveness probe.
@@ -171,6 +171,11 @@ class Observer:
             "Seconds since the last heartbeat reached the registry",
             labels=["service"],
         )
+        notifications = CounterMetricFamily(
+            "steward_notifications_sent",
+            "Notifications handed to the broker by the messaging driver",
+            labels=["service"],
+        )
         reasons: list[str] = []
         bounds = [str(bound) for bound in LATENCY_BUCKETS] + ["+Inf"]
         for service in self.services:
@@ -193,6 +198,7 @@ class Observer:
                         total += count
                         cumulative.append((bound, total))
                     latency.add_metric([name, method], cumulative, stats.total_seconds)
+            notifications.add_metric([name], service.manager.notifier.delivered)
             for task in service.manager.periodic_scheduler.stats():
                 runs.add_metric([name, task.name], task.runs)
                 task_failures.add_metric([name, task.name], task.failures)
@@ -200,6 +206,7 @@ class Observer:
                     durations.add_metric([name, task.name], task.last_duration)
         families = [
             requests, failures, latency, in_flight, runs, task_failures, durations, heartbeat_age,
+            notifications,
         ]  # fmt: skip
         return _Snapshot(families=families, ready=reasons)
 

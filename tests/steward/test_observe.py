@@ -20,6 +20,7 @@ from steward.testing import FakeClock
 
 class Worker(Manager):
     async def work(self, context: RequestContext, fail: bool = False) -> str:
+        self.notifier.info(context, "work.start", {"fail": fail})
         if fail:
             raise ValueError("asked to fail")
         return "done"
@@ -31,7 +32,9 @@ class Worker(Manager):
 
 @pytest.fixture
 def settings() -> Settings:
-    return load_settings(overrides={"periodic_fuzzy_delay": "0"})
+    return load_settings(
+        overrides={"periodic_fuzzy_delay": "0", "notification_driver": "messaging"}
+    )
 
 
 @pytest.fixture
@@ -91,6 +94,7 @@ async def test_metrics_count_requests_failures_latency_and_periodic_runs(
     await client.call(None, "work")
     with pytest.raises(ValueError, match="asked to fail"):
         await client.call(None, "work", fail=True)
+    await service.manager.notifier.close()  # every notification handed to the broker
     text = (await get(observer, "/metrics")).text
     labels = 'method="work",service="steward-worker"'
     assert f"steward_rpc_requests_total{{{labels}}} 3.0" in text
@@ -100,6 +104,7 @@ async def test_metrics_count_requests_failures_latency_and_periodic_runs(
     assert 'steward_periodic_task_runs_total{service="steward-worker",task="tidy"} 1.0' in text
     assert 'steward_heartbeat_age_seconds{service="steward-worker"} 0.0' in text
     assert 'steward_rpc_in_flight{service="steward-worker"} 0.0' in text
+    assert 'steward_notifications_sent_total{service="steward-worker"} 3.0' in text
 
 
 async def test_a_blocked_loop_fails_healthz(observer: Observer) -> None:
