@@ -153,6 +153,9 @@ class ServiceLauncher:
         self._stop.set()
 
     def _on_sigterm(self) -> None:
+        if self._stop.is_set():
+            LOG.info("SIGTERM again: already stopping")
+            return
         LOG.info("SIGTERM: stopping gracefully")
         self._stop.set()
 
@@ -176,6 +179,9 @@ class ServiceLauncher:
         LOG.info("SIGUSR2: service report written to %s", path)
 
     def _on_sighup(self) -> None:
+        if self._stop.is_set():
+            LOG.info("SIGHUP while stopping: ignored")
+            return
         task = asyncio.get_running_loop().create_task(self.reload())
         self._reloads.add(task)
         task.add_done_callback(self._reloads.discard)
@@ -232,14 +238,15 @@ class ServiceLauncher:
         finally:
             if observer is not None:
                 await observer.close()
-            for signum in handlers:
-                if signum is not signal.SIGINT:
-                    loop.remove_signal_handler(signum)
-            for task in list(self._reloads):
-                await task
+            # The handlers stay while the services stop: a signal arriving now (a second
+            # SIGTERM, a SIGHUP) must not fall back to the default action and kill the process
+            # before cleanup_host has run.
             for service in reversed(started):
                 await service.stop()
-            loop.remove_signal_handler(signal.SIGINT)
+            for task in list(self._reloads):
+                await task
+            for signum in handlers:
+                loop.remove_signal_handler(signum)
             shutdown_tracing()
 
 
