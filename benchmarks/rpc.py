@@ -21,6 +21,13 @@ most). The measurements are :mod:`benchmarks._rpc.measure`'s: sequential calls (
 p99), 32 concurrent callers, casts processed per second from one sender and from 32, 1 MiB calls;
 plus each server's resident memory after startup and after the run.
 
+**On the machine's NATS** (127.0.0.1:4222, core NATS, a subject namespace of the run's own), in
+the same run, two systems, their own table and ratio: **steward** over
+``nats://127.0.0.1:4222/<namespace>`` (settings at their defaults: no JetStream), and a **raw
+nats-py** request/reply (:mod:`benchmarks._rpc.nats_peer`: ``nc.request`` against a
+subscription that responds, no serialization), NATS's limit for a Python client. The same
+measurements but the 1 MiB calls (NATS's default ``max_payload`` is 1 MiB, headers included).
+
 **In process**: a ``memory://`` call (client, transport, server, dispatcher) against a bare
 asyncio request/reply pair (:mod:`benchmarks._rpc.memory`), µs per call, on asyncio's loop and
 on uvloop's.
@@ -38,7 +45,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from benchmarks._report import TIMES, Column, Row, Table, format_cell
-from benchmarks._rpc import SYSTEMS, System, broker
+from benchmarks._rpc import NATS_SYSTEMS, SYSTEMS, System, broker
 from benchmarks._rpc.measure import FULL_COUNTS, QUICK_COUNTS, Counts, Figures
 from benchmarks._rpc.memory import bare_pair, call_batch, steward_pair
 from benchmarks._timing import FULL, QUICK, Budget, Timing, ameasure
@@ -48,7 +55,8 @@ __all__ = ["DESCRIPTION", "GOALS", "METRICS", "NAME", "Goal", "Metric", "run"]
 NAME = "rpc"
 DESCRIPTION = (
     "RPC on RabbitMQ: steward vs oslo.messaging vs raw aio-pika (± uvloop), calls/s, p50/p99, "
-    "32 concurrent callers, casts/s, 1 MiB calls; memory:// call vs a bare asyncio pair"
+    "32 concurrent callers, casts/s, 1 MiB calls; on NATS: steward vs raw nats-py; "
+    "memory:// call vs a bare asyncio pair"
 )
 
 FULL_REPETITIONS = 3
@@ -98,6 +106,25 @@ def _metrics(counts: Counts) -> tuple[Metric, ...]:
 
 METRICS = _metrics(FULL_COUNTS)
 """The rows of a full run's RabbitMQ tables."""
+
+_NATS_METRICS = frozenset(
+    {
+        "call_rate",
+        "call_p50_ms",
+        "call_p99_ms",
+        "concurrent_rate",
+        "cast_rate",
+        "cast_send_rate",
+        "concurrent_cast_rate",
+        "concurrent_cast_send_rate",
+        "rss_start_mib",
+        "rss_end_mib",
+    }
+)
+"""The keys of :func:`_metrics` in the NATS table (no 1 MiB calls: ``max_payload``)."""
+
+_NATS_RATIO = ("steward_nats", "raw_nats")
+"""(numerator, denominator) of the NATS table's ratio: steward on NATS ÷ raw nats-py."""
 
 _RATIOS: tuple[tuple[str, str], ...] = (
     ("steward", "oslo"),
@@ -304,22 +331,33 @@ def _spread_text(values: list[float]) -> str:
     return f"{median} [{low}{_DASH}{high}]"
 
 
-def _figures_table(runs: Runs, counts: Counts, repetitions: int) -> Table:
+def _figures_table(
+    runs: Runs,
+    counts: Counts,
+    repetitions: int,
+    *,
+    systems: Sequence[System] = SYSTEMS,
+    name: str = "rabbitmq",
+    broker_name: str = "RabbitMQ",
+    keys: frozenset[str] | None = None,
+) -> Table:
     columns = [Column("metric", "metric"), Column("key", "key", show=False)]
-    for system in SYSTEMS:
+    for system in systems:
         columns.append(Column(system.key, system.name))
         columns.extend(
             Column(f"{system.key}_{stat}", f"{system.name} {stat}", "count", show=False)
             for stat in ("median", "min", "max")
         )
     table = Table(
-        name="rabbitmq",
-        title=f"RPC on RabbitMQ: median [min{_DASH}max] of {repetitions} interleaved runs",
+        name=name,
+        title=f"RPC on {broker_name}: median [min{_DASH}max] of {repetitions} interleaved runs",
         columns=tuple(columns),
     )
     for metric in _metrics(counts):
+        if keys is not None and metric.key not in keys:
+            continue
         row: Row = {"metric": metric.label, "key": metric.key}
-        for system in SYSTEMS:
+        for system in systems:
             values = [
                 figures[metric.key] for figures in runs.get(system.key, []) if metric.key in figures
             ]
@@ -499,8 +537,74 @@ def _rabbitmq_tables(*, quick: bool) -> list[Table]:
     return tables
 
 
+def _nats_table(*, quick: bool) -> Table:
+    """steward on core NATS against raw nats-py: figures and steward ÷ raw, in one table."""
+    counts, repetitions = (
+        (QUICK_COUNTS, QUICK_REPETITIONS) if quick else (FULL_COUNTS, FULL_REPETITIONS)
+    )
+    counts = dataclasses.replace(counts, big_warmup=0, big_calls=0)
+    problem = broker.nats_problem()
+    runs: Runs = {}
+    problems: list[str] = []
+    if problem is None:
+        runs = asyncio.run(
+            _run_systems(
+                NATS_SYSTEMS,
+                broker.nats_url(),
+                counts,
+                repetitions,
+                quick=quick,
+                problems=problems,
+            )
+        )
+    table = _figures_table(
+        runs,
+        counts,
+        repetitions,
+        systems=NATS_SYSTEMS,
+        name="nats",
+        broker_name="NATS",
+        keys=_NATS_METRICS,
+    )
+    top, bottom = _NATS_RATIO
+    key = f"{top}_over_{bottom}"
+    header = "steward ÷ raw nats-py"
+    table.columns = (
+        *table.columns,
+        Column(key, header, "ratio"),
+        Column(f"{key}_min", f"{header} min", "ratio", show=False),
+        Column(f"{key}_max", f"{header} max", "ratio", show=False),
+    )
+    for row in table.rows:
+        ratios = _paired_ratios(runs, top, bottom, str(row["key"]))
+        row[key] = statistics.median(ratios) if ratios else None
+        row[f"{key}_min"] = min(ratios) if ratios else None
+        row[f"{key}_max"] = max(ratios) if ratios else None
+    if problem is not None:
+        table.notes.append(f"NATS figures skipped: {problem}.")
+    else:
+        table.notes.append(
+            "NATS on 127.0.0.1:4222, core NATS (no JetStream), a subject namespace of the run's "
+            "own. Each system's server and client in processes of their own; servers restarted "
+            "every run; runs interleaved. No 1 MiB calls: NATS's max_payload (1 MiB by default) "
+            "includes the headers."
+        )
+    table.notes.extend(problems)
+    table.notes.append(
+        "steward: RPCServer and RPCClient over nats://127.0.0.1:4222/<namespace>, settings at "
+        "their defaults; a cast returns once published and flushed. raw nats-py: nc.request "
+        "against a queue-group subscription that responds with the request's bytes, casts "
+        "nc.publish'ed unflushed; no serialization (NATS's limit for a Python client). The "
+        "ratio is the median of each run's own steward ÷ raw nats-py (for ms and MiB lower is "
+        "better)."
+    )
+    return table
+
+
 def run(*, quick: bool) -> list[Table]:
-    """Measure every installed system on RabbitMQ (if reachable), then memory://; four tables."""
+    """Measure every installed system on RabbitMQ (if reachable), on NATS (if reachable), then
+    memory://; five tables."""
     tables = _rabbitmq_tables(quick=quick)
+    tables.append(_nats_table(quick=quick))
     tables.append(_memory_table(QUICK if quick else FULL))
     return tables

@@ -1,4 +1,4 @@
-"""The RabbitMQ RPC benchmark's pieces (:mod:`benchmarks.rpc` runs them).
+"""The RPC benchmark's pieces (RabbitMQ and NATS) (:mod:`benchmarks.rpc` runs them).
 
 Each measured system has a server and a client that run in processes of their own
 (``python -m benchmarks._rpc``, :mod:`benchmarks._rpc.__main__`):
@@ -8,7 +8,10 @@ Each measured system has a server and a client that run in processes of their ow
 * :mod:`~benchmarks._rpc.steward_peer`, :mod:`~benchmarks._rpc.oslo_peer`,
   :mod:`~benchmarks._rpc.raw_peer` and :mod:`~benchmarks._rpc.raw_acked_peer` - one system's
   server and client each;
-* :mod:`~benchmarks._rpc.broker` - the benchmark's own vhost on the machine's RabbitMQ;
+* :mod:`~benchmarks._rpc.nats_peer` - the raw nats-py request/reply, NATS's limit (steward on
+  NATS is :mod:`~benchmarks._rpc.steward_peer` with a ``nats://`` URL);
+* :mod:`~benchmarks._rpc.broker` - the benchmark's own vhost on the machine's RabbitMQ, and
+  a namespace of its own on the machine's NATS;
 * :mod:`~benchmarks._rpc.memory` - the in-process figures: a ``memory://`` call and a bare
   asyncio request/reply pair (also used by :mod:`benchmarks.rpc_tracing`).
 """
@@ -18,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 
-__all__ = ["SYSTEMS", "System", "system"]
+__all__ = ["NATS_SYSTEMS", "SYSTEMS", "System", "system"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -55,12 +58,20 @@ SYSTEMS = (
     System("steward", "steward", "steward_peer", ()),
     System("steward_uvloop", "steward+uvloop", "steward_peer", ("uvloop",), uvloop=True),
 )
-"""Every system, in the order of the tables (each repetition starts one further along)."""
+"""Every system on RabbitMQ, in the order of the tables (each repetition starts one further
+along)."""
+
+NATS_SYSTEMS = (
+    System("steward_nats", "steward on NATS", "steward_peer", ("nats",)),
+    System("raw_nats", "raw nats-py", "nats_peer", ("nats",)),
+)
+"""Every system on NATS (core NATS, no JetStream), in the order of the NATS table."""
 
 
 def system(key: str) -> System:
     """Return the system ``key``; raise :class:`LookupError` naming the known ones."""
-    for known in SYSTEMS:
+    every = (*SYSTEMS, *NATS_SYSTEMS)
+    for known in every:
         if known.key == key:
             return known
-    raise LookupError(f"no system {key!r}; expected one of {', '.join(s.key for s in SYSTEMS)}")
+    raise LookupError(f"no system {key!r}; expected one of {', '.join(s.key for s in every)}")

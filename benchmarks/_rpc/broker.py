@@ -5,6 +5,10 @@ guest every permission on it, and deletes it afterwards (with every queue and ex
 the benchmark's traffic never meets another user's queues on a shared broker. Vhosts of earlier
 benchmark processes that died before deleting theirs are deleted first. Nothing here stops,
 starts or reconfigures the broker.
+
+On the machine's NATS (127.0.0.1:4222), :func:`nats_url` names a namespace of the run's own
+(``steward-bench-<pid>-<random>``): every subject starts with it, and core NATS keeps nothing,
+so there is nothing to delete afterwards.
 """
 
 from __future__ import annotations
@@ -17,10 +21,11 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 
-__all__ = ["HOST", "PORT", "problem", "version", "vhost"]
+__all__ = ["HOST", "NATS_PORT", "PORT", "nats_problem", "nats_url", "problem", "version", "vhost"]
 
 HOST = "127.0.0.1"
 PORT = 5672
+NATS_PORT = 4222
 _USER = "guest"
 _PASSWORD = "guest"  # noqa: S105 - RabbitMQ's default local account
 _PREFIX = "steward-bench-"
@@ -85,3 +90,22 @@ def vhost() -> Iterator[str]:
         yield f"amqp://{_USER}:{_PASSWORD}@{HOST}:{PORT}/{name}"
     finally:
         _rabbitmqctl("delete_vhost", name)
+
+
+def nats_problem() -> str | None:
+    """Return why the benchmark cannot use NATS (not listening, no nats-py), or None."""
+    try:
+        import nats  # noqa: F401
+    except ImportError:
+        return "nats-py is not installed"
+    try:
+        with socket.create_connection((HOST, NATS_PORT), timeout=2):
+            pass
+    except OSError as exc:
+        return f"no NATS on {HOST}:{NATS_PORT} ({exc})"
+    return None
+
+
+def nats_url() -> str:
+    """Return a core-NATS URL on 127.0.0.1 with a namespace of this process's own."""
+    return f"nats://{HOST}:{NATS_PORT}/{_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:6]}"

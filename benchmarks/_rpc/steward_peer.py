@@ -1,4 +1,7 @@
-"""steward's side of the RPC benchmark: an :class:`RPCServer` and an :class:`RPCClient` on amqp://.
+"""steward's side of the RPC benchmark: an :class:`RPCServer` and an :class:`RPCClient`.
+
+On ``amqp://`` (the RabbitMQ table) or on ``nats://`` (the NATS table, core NATS: there a cast
+returns once published and flushed, the server having it).
 
 Everything as an application would write it, all settings at their defaults: the server serves
 :class:`BenchEndpoint` (``async def`` methods, which run on the loop) on ``Target(topic, "s1")``;

@@ -15,6 +15,8 @@ def test_every_benchmark_runs_quickly_and_prints_its_tables(
     assert "Traced manager method vs plain method" in output
     assert "RPC on RabbitMQ: median" in output
     assert "RabbitMQ figures skipped" not in output  # the broker is there, as in CI
+    assert "RPC on NATS: median" in output
+    assert "NATS figures skipped" not in output  # so is NATS
     assert "FAILED" not in output  # no system's server or client failed twice
     assert "memory:// call vs a bare asyncio request/reply pair" in output
     assert "Tracing on a memory:// call" in output
