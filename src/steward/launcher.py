@@ -13,7 +13,8 @@
 It also applies the tracing settings (``tracing_enabled``, ``tracing_exporter``) and, with
 ``metrics_port`` set, serves metrics and health probes (:mod:`steward.observe`).
 
-:class:`ProcessLauncher` starts N worker processes, each a ``steward run`` with one worker, and
+:class:`ProcessLauncher` starts N worker processes, each a ``steward run`` with one worker (or,
+through :meth:`ProcessLauncher.for_commands`, one process for each of several programs), and
 supervises them: a worker that dies is started again after a backoff (1 s, doubling to 30 s,
 back to 1 s once a worker has lived a minute); SIGTERM/SIGINT stop them all gracefully (SIGKILL
 after ``graceful_shutdown_timeout`` plus a margin); SIGHUP is passed on to every worker.
@@ -30,7 +31,8 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+import typing
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from steward import config
@@ -261,31 +263,73 @@ async def _wait_event(event: asyncio.Event, seconds: float) -> bool:
 
 
 class ProcessLauncher:
-    """Supervises ``workers`` processes running ``command``; see the module docstring."""
+    """Supervises ``workers`` processes running ``command``; see the module docstring.
+
+    :meth:`for_commands` supervises different programs instead, one process each (a cloud's
+    services on one machine). ``environment`` is added to the children's environment: the way
+    to hand them secrets such as a transport URL, which a command line would show to ``ps``.
+    """
 
     def __init__(
-        self, command: Sequence[str], workers: int, *, graceful_shutdown_timeout: float
+        self,
+        command: Sequence[str],
+        workers: int,
+        *,
+        graceful_shutdown_timeout: float,
+        environment: Mapping[str, str] | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError(f"`workers` must be at least 1, got {workers}")
+        if not command:
+            raise ValueError("`command` must name a program")
         self.command = list(command)
         self.workers = workers
         self.graceful_shutdown_timeout = graceful_shutdown_timeout
+        self.environment = dict(environment or {})
         self.children: dict[int, asyncio.subprocess.Process] = {}
         self.respawns = 0
+        self._slots = [self.command] * workers
         self._stopping = asyncio.Event()
 
-    async def _spawn(self) -> asyncio.subprocess.Process:
-        environment = {**os.environ, SUPERVISOR_ENV: str(os.getpid())}
-        process = await asyncio.create_subprocess_exec(*self.command, env=environment)
+    @classmethod
+    def for_commands(
+        cls,
+        commands: Sequence[Sequence[str]],
+        *,
+        graceful_shutdown_timeout: float,
+        environment: Mapping[str, str] | None = None,
+    ) -> typing.Self:
+        """Supervise one process per command in ``commands``, each restarted if it dies."""
+        if not commands:
+            raise ValueError("`commands` must name at least one program")
+        launcher = cls(
+            commands[0],
+            len(commands),
+            graceful_shutdown_timeout=graceful_shutdown_timeout,
+            environment=environment,
+        )
+        for slot, command in enumerate(commands):
+            if not command:
+                raise ValueError(f"command {slot} of `commands` names no program")
+            launcher._slots[slot] = list(command)
+        return launcher
+
+    def request_stop(self) -> None:
+        """Stop every worker gracefully (what SIGTERM does)."""
+        if not self._stopping.is_set():
+            self._on_stop_signal(signal.SIGTERM)
+
+    async def _spawn(self, slot: int) -> asyncio.subprocess.Process:
+        environment = {**os.environ, **self.environment, SUPERVISOR_ENV: str(os.getpid())}
+        process = await asyncio.create_subprocess_exec(*self._slots[slot], env=environment)
         self.children[process.pid] = process
-        LOG.info("Started worker %d", process.pid)
+        LOG.info("Started worker %d: %s", process.pid, " ".join(self._slots[slot]))
         return process
 
     async def _supervise(self, slot: int) -> None:
         delay = RESPAWN_MIN
         while not self._stopping.is_set():
-            process = await self._spawn()
+            process = await self._spawn(slot)
             started = time.monotonic()
             code = await process.wait()
             self.children.pop(process.pid, None)
@@ -320,7 +364,7 @@ class ProcessLauncher:
         loop.add_signal_handler(signal.SIGHUP, self._signal_children, signal.SIGHUP)
         try:
             async with asyncio.TaskGroup() as supervisors:
-                for slot in range(self.workers):
+                for slot in range(len(self._slots)):
                     supervisors.create_task(self._supervise(slot))
                 supervisors.create_task(self._kill_after_grace())
         finally:

@@ -18,7 +18,7 @@ import pytest
 
 from steward.config import load_settings
 from steward.db import Database
-from steward.launcher import apply_reload, load_manager_class
+from steward.launcher import SUPERVISOR_ENV, ProcessLauncher, apply_reload, load_manager_class
 from steward.registry import Registry
 
 GUARD = 30.0
@@ -203,6 +203,44 @@ async def test_workers_die_with_a_killed_supervisor(spawn: Spawn) -> None:
     await running.wait_for("SIGTERM: stopping gracefully", count=2)
     await running.wait_for("cleanup ran", count=2)
     await running.exit_code()  # stderr reaches EOF: no worker holds it any more
+
+
+async def test_for_commands_supervises_different_programs_with_their_environment(
+    tmp_path: Path,
+) -> None:
+    # Each program writes what it was given, then waits to be stopped.
+    program = textwrap.dedent(
+        """
+        import os, sys, time
+        from pathlib import Path
+        Path(sys.argv[1]).write_text(os.environ["SECRET_URL"] + " " + os.environ["{supervisor}"])
+        time.sleep(60)
+        """
+    ).replace("{supervisor}", SUPERVISOR_ENV)
+    outputs = [tmp_path / "first", tmp_path / "second"]
+    supervisor = ProcessLauncher.for_commands(
+        [[sys.executable, "-c", program, str(path)] for path in outputs],
+        graceful_shutdown_timeout=5,
+        environment={"SECRET_URL": "amqp://user:secret@127.0.0.1/"},
+    )
+    running = asyncio.create_task(supervisor.run())
+    async with asyncio.timeout(GUARD):
+        while not all(path.exists() and path.read_text() for path in outputs):  # noqa: ASYNC110 - polls files
+            await asyncio.sleep(0.05)
+        assert len(supervisor.children) == 2
+        for path in outputs:
+            assert path.read_text() == f"amqp://user:secret@127.0.0.1/ {os.getpid()}"
+        supervisor.request_stop()
+        assert await running == 0
+    assert supervisor.children == {}
+    assert supervisor.respawns == 0
+
+
+def test_for_commands_needs_programs() -> None:
+    with pytest.raises(ValueError, match="at least one program"):
+        ProcessLauncher.for_commands([], graceful_shutdown_timeout=1)
+    with pytest.raises(ValueError, match="command 1 of `commands` names no program"):
+        ProcessLauncher.for_commands([["true"], []], graceful_shutdown_timeout=1)
 
 
 def test_load_manager_class_checks_the_path(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

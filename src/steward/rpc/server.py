@@ -10,7 +10,8 @@ was sent (at-least-once, where oslo acknowledges on arrival), rejected when it c
 handled (malformed), requeued when the server stops mid-request. Bad input never stops the
 server: it logs one line, answers the caller with a precise error when the message names a reply
 address, and goes on. Redelivered duplicates are recognised by ``_unique_id`` (the last ids seen
-by this server, as oslo) and acknowledged without running twice.
+by this server, as oslo) and acknowledged without running twice; a request cut off by a stop is
+not one of them: it runs again when it comes back.
 """
 
 from __future__ import annotations
@@ -195,6 +196,19 @@ class RPCServer:
                 await incoming.ack()
                 return
             self._seen.append(request.unique_id)
+        try:
+            await self._run(request, address, incoming)
+        except asyncio.CancelledError:
+            # Cut off by a stop: the message goes back to the queue, and must run when it is
+            # delivered again, here or elsewhere, rather than be taken for a duplicate.
+            if request.unique_id is not None:
+                with contextlib.suppress(ValueError):
+                    self._seen.remove(request.unique_id)
+            raise
+
+    async def _run(
+        self, request: wire.Request, address: tuple[str, str] | None, incoming: IncomingMessage
+    ) -> None:
         result: object = None
         failure: str | None = None
         started = time.perf_counter()

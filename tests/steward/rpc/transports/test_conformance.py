@@ -407,6 +407,23 @@ async def test_unfinished_requests_return_to_the_queue_when_a_server_stops(
         await second.entered.wait()
 
 
+async def test_a_cut_off_request_runs_again_when_it_comes_back_to_the_same_server(
+    serve: Serve, client: RPCClient, context: RequestContext
+) -> None:
+    server, endpoint = await serve("h1")
+    await client.cast(context, "wait_for_release")
+    async with asyncio.timeout(GUARD):
+        await endpoint.entered.wait()
+    endpoint.entered.clear()
+    await server.wait(grace_period=0)  # cancels the request, requeues it; still consuming
+    # Its _unique_id was seen, but it never finished: not a duplicate to drop.
+    async with asyncio.timeout(GUARD):
+        await endpoint.entered.wait()
+    endpoint.release.set()
+    async with asyncio.timeout(GUARD), endpoint.waiting_changed:
+        await endpoint.waiting_changed.wait_for(lambda: endpoint.waiting == 2)
+
+
 async def test_prefetch_bounds_requests_in_progress(
     serve: Serve, client: RPCClient, context: RequestContext
 ) -> None:
