@@ -73,6 +73,16 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
         await _drop_postgres_database(name)
 
 
+@pytest.fixture
+async def postgres_url() -> AsyncIterator[str]:
+    """A new, empty PostgreSQL database on the machine's server, dropped afterwards."""
+    name = await _create_postgres_database()
+    try:
+        yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        await _drop_postgres_database(name)
+
+
 # RabbitMQ for the integration tests: the machine's broker, in a vhost of this test session's
 # own, created on first use and deleted at the end, so that sessions running at once never share
 # a queue and none leaves queues behind. Test modules read the URL from this variable at import

@@ -7,10 +7,15 @@ the ``fake`` or ``process`` driver), ``volume`` (``fake`` or ``file`` driver) an
 that owns its tables and is the only code that changes them (*smart managers, dumb data*); they
 ask each other through versioned RPC API classes, as nova's ``rpcapi.py`` modules do.
 
-``pocketcloud up`` runs all of it in one process (:mod:`pocketcloud.allinone`). This package
-imports nothing itself: a guest process of the ``process`` driver starts with it, and stays light.
+``pocketcloud up`` runs all of it in one process (:mod:`pocketcloud.allinone`), or one process
+per service on a broker (:mod:`pocketcloud.services`, also the ``pocketcloud-<service>``
+commands). This package imports nothing itself: a guest process of the ``process`` driver starts
+with it, and stays light.
 """
 
 from __future__ import annotations
 
-__all__: list[str] = []
+__all__ = ["TOPICS"]
+
+TOPICS = ("api", "network", "volume", "scheduler", "compute")
+"""The services' topics, in the order an all-in-one process starts them."""

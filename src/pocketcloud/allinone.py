@@ -23,9 +23,9 @@ from pocketcloud.compute.manager import ComputeManager
 from pocketcloud.config import CloudSettings
 from pocketcloud.database import ensure_schemas
 from pocketcloud.manager import CloudManager, ManagerOptions
-from pocketcloud.network.manager import MANAGERS, NetworkManager
-from pocketcloud.rpc import binary_of
+from pocketcloud.network.manager import NetworkManager
 from pocketcloud.scheduler.manager import SchedulerManager
+from pocketcloud.services import make_manager, make_service
 from pocketcloud.volume.manager import VolumeManager
 from steward.clock import Clock
 from steward.db import Database
@@ -70,11 +70,16 @@ class AllInOne:
             "clock": clock,
             "settings": self.settings,
         }
-        self.api = ApiManager(host, serve_rest=serve_rest, **options)
-        self.network: NetworkManager = MANAGERS[cloud_settings.network_manager](host, **options)
-        self.volume = VolumeManager(host, **options)
-        self.scheduler = SchedulerManager(host, **options)
-        self.computes = [ComputeManager(name, **options) for name in compute_hosts]
+        self.api = typing.cast(
+            "ApiManager", make_manager("api", host, serve_rest=serve_rest, **options)
+        )
+        self.network = typing.cast("NetworkManager", make_manager("network", host, **options))
+        self.volume = typing.cast("VolumeManager", make_manager("volume", host, **options))
+        self.scheduler = typing.cast("SchedulerManager", make_manager("scheduler", host, **options))
+        self.computes = [
+            typing.cast("ComputeManager", make_manager("compute", name, **options))
+            for name in compute_hosts
+        ]
         managers: list[tuple[str, CloudManager]] = [
             ("api", self.api),
             ("network", self.network),
@@ -83,10 +88,9 @@ class AllInOne:
             *(("compute", compute) for compute in self.computes),
         ]
         self.services = [
-            Service(
+            make_service(
+                topic,
                 manager,
-                topic=topic,
-                binary=binary_of(topic),
                 transport=self.transport,
                 registry=self.registry,
                 settings=self.settings,

@@ -4,9 +4,12 @@
   an SQLite database in ``--data-dir``, serving the REST API on 127.0.0.1 until SIGINT or SIGTERM
   (a graceful stop, exit code 0). ``--demo`` then makes a network, a volume and three servers
   through the API and shows them in a table; ``--demo-exit`` stops once the demo is done (for
-  scripts and CI).
+  scripts and CI). With ``--transport-url amqp://...`` (and ``--database-url
+  postgresql+asyncpg://...``) each service runs in a process of its own instead, supervised by
+  this one (a dead one is restarted), as the ``pocketcloud-<service>`` commands would run them.
 * ``pocketcloud db upgrade`` / ``pocketcloud db current`` — pocketcloud's schema (and steward's,
-  which it sits beside).
+  which it sits beside), in the data directory's database or ``--database-url``.
+* ``pocketcloud server|volume|network|host ...`` — a user's commands, over the REST API.
 
 Options not on the command line come from ``POCKETCLOUD_<NAME>`` (pocketcloud's settings) and
 ``STEWARD_<NAME>`` (steward's) environment variables. Logs go to ``<data dir>/pocketcloud.log``,
@@ -17,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
+import socket
 import sys
 import typing
 from collections.abc import Iterator
@@ -26,10 +29,12 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from pocketcloud.commands import host_app, network_app, server_app, volume_app
+from pocketcloud.services import DatabaseOption, TransportOption
+
 if typing.TYPE_CHECKING:
-    from pocketcloud.allinone import AllInOne
+    import steward
     from pocketcloud.config import CloudSettings
-    from steward.launcher import ServiceLauncher
 
 __all__ = ["app", "main"]
 
@@ -42,6 +47,10 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="pocketcloud's database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(server_app, name="server")
+app.add_typer(volume_app, name="volume")
+app.add_typer(network_app, name="network")
+app.add_typer(host_app, name="host")
 
 _stderr = Console(stderr=True)
 
@@ -74,27 +83,6 @@ def _cloud_overrides(**values: object) -> dict[str, object]:
     return {name: value for name, value in values.items() if value is not None}
 
 
-def _configure_logging(data_dir: Path, *, debug: bool) -> None:
-    from steward.context import RequestContextFilter  # noqa: PLC0415 - run only
-
-    data_dir.mkdir(parents=True, exist_ok=True)
-    context = RequestContextFilter()
-    fmt = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
-    to_file = logging.FileHandler(data_dir / "pocketcloud.log")
-    to_file.setFormatter(logging.Formatter(fmt))
-    to_stderr = logging.StreamHandler(sys.stderr)
-    to_stderr.setLevel(logging.DEBUG if debug else logging.WARNING)
-    to_stderr.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = []
-    for handler in (to_file, to_stderr):
-        handler.addFilter(context)
-        root.addHandler(handler)
-    root.setLevel(logging.DEBUG if debug else logging.INFO)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-
-
 @app.command("up")
 def up(  # noqa: PLR0917 - typer takes a command's options as its parameters
     demo: typing.Annotated[
@@ -119,57 +107,158 @@ def up(  # noqa: PLR0917 - typer takes a command's options as its parameters
     volume_driver: typing.Annotated[
         str, typer.Option("--volume-driver", help="fake or file.")
     ] = "file",
+    transport_url: TransportOption = None,
+    database_url: DatabaseOption = None,
     debug: typing.Annotated[bool, typer.Option("--debug", help="Debug logs on stderr.")] = False,
 ) -> None:
-    """Run every pocketcloud service in this process until Ctrl-C."""
+    """Run every pocketcloud service until Ctrl-C: in this process, or one process each.
+
+    On memory:// (the default) every service runs in this process. With another transport
+    (``--transport-url amqp://...``) each service runs in a process of its own, supervised by
+    this one, sharing the broker and the database (``--database-url``).
+    """
     with _errors_are_one_line(debug):
         from pocketcloud.config import load_cloud_settings  # noqa: PLC0415 - keeps --help fast
+        from pocketcloud.services import configure_logging, resolve_settings  # noqa: PLC0415
 
-        cloud_settings = load_cloud_settings(
-            _cloud_overrides(
-                data_dir=data_dir,
-                api_port=api_port,
-                network_manager=network_manager,
-                compute_driver=compute_driver,
-                volume_driver=volume_driver,
+        overrides = _cloud_overrides(
+            data_dir=data_dir.resolve() if data_dir is not None else None,
+            api_port=api_port,
+            network_manager=network_manager,
+            compute_driver=compute_driver,
+            volume_driver=volume_driver,
+        )
+        cloud_settings = load_cloud_settings(overrides)
+        settings = resolve_settings(
+            cloud_settings, transport_url=transport_url, database_url=database_url
+        )
+        configure_logging(cloud_settings.data_dir, name="pocketcloud", debug=debug)
+        hosts = [f"compute{number}" for number in range(1, compute_hosts + 1)]
+        if settings.transport_url.startswith("memory:"):
+            run = _up(cloud_settings, settings, compute_hosts=hosts, demo=demo, demo_exit=demo_exit)
+        else:
+            run = _up_processes(
+                cloud_settings,
+                settings,
+                overrides=overrides,
+                compute_hosts=hosts,
+                demo=demo,
+                demo_exit=demo_exit,
+                debug=debug,
             )
-        )
-        _configure_logging(cloud_settings.data_dir, debug=debug)
-        code = asyncio.run(
-            _up(cloud_settings, compute_hosts=compute_hosts, demo=demo, demo_exit=demo_exit)
-        )
+        code = asyncio.run(run)
     raise typer.Exit(code=code)
 
 
 async def _up(
     cloud_settings: CloudSettings,
+    settings: steward.Settings,
     *,
-    compute_hosts: int,
+    compute_hosts: list[str],
     demo: bool,
     demo_exit: bool,
 ) -> int:
-    import steward  # noqa: PLC0415 - run only
-    from pocketcloud.allinone import AllInOne  # noqa: PLC0415
+    """Every service in this process, on an in-process transport."""
+    from pocketcloud.allinone import AllInOne  # noqa: PLC0415 - run only
+    from steward.config import set_settings  # noqa: PLC0415
     from steward.launcher import ServiceLauncher  # noqa: PLC0415
 
-    # The all-in-one cloud: in-process RPC, the embedded database in the data directory.
-    settings = steward.load_settings(
-        overrides={"transport_url": "memory://", "database_url": cloud_settings.database_url}
-    )
-    steward.config.set_settings(settings)
-    cloud = AllInOne(
-        cloud_settings,
-        settings=settings,
-        compute_hosts=[f"compute{number}" for number in range(1, compute_hosts + 1)],
-    )
+    set_settings(settings)
+    cloud = AllInOne(cloud_settings, settings=settings, compute_hosts=compute_hosts)
     await cloud.prepare()
     launcher = ServiceLauncher(cloud.services, reload_settings=lambda: settings)
+
+    async def api_url() -> str:
+        while cloud.api.rest is None or cloud.api.rest.port is None:  # noqa: ASYNC110 - no event
+            await asyncio.sleep(0.05)
+        return cloud.api_url
+
+    try:
+        return await _serve(
+            launcher,
+            api_url(),
+            f"{len(cloud.computes)} compute hosts in this process",
+            cloud_settings,
+            demo=demo,
+            demo_exit=demo_exit,
+        )
+    finally:
+        await cloud.close()
+
+
+async def _up_processes(
+    cloud_settings: CloudSettings,
+    settings: steward.Settings,
+    *,
+    overrides: dict[str, object],
+    compute_hosts: list[str],
+    demo: bool,
+    demo_exit: bool,
+    debug: bool,
+) -> int:
+    """One process per service (``python -m pocketcloud.services``), supervised by this one."""
+    from pocketcloud.config import ENV_PREFIX  # noqa: PLC0415 - run only
+    from pocketcloud.database import ensure_schemas  # noqa: PLC0415
+    from pocketcloud.rpc import TOPICS  # noqa: PLC0415
+    from steward.db import Database  # noqa: PLC0415
+    from steward.launcher import ProcessLauncher  # noqa: PLC0415
+
+    cloud_settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # The schema first, once: the services only check it.
+    async with Database(settings.database_url) as db:
+        await ensure_schemas(db, upgrade=True)
+    port = cloud_settings.api_port or _free_port(cloud_settings.api_host)
+    # Secrets travel in the environment, never on a command line that `ps` shows.
+    environment = {
+        "STEWARD_TRANSPORT_URL": settings.transport_url,
+        "STEWARD_DATABASE_URL": settings.database_url,
+        **{f"{ENV_PREFIX}{name.upper()}": str(value) for name, value in overrides.items()},
+        f"{ENV_PREFIX}DATA_DIR": str(cloud_settings.data_dir.resolve()),
+        f"{ENV_PREFIX}API_PORT": str(port),
+    }
+    program = [sys.executable, "-m", "pocketcloud.services"]
+    extra = ["--debug"] if debug else []
+    commands = [[*program, topic, *extra] for topic in TOPICS if topic != "compute"]
+    commands += [[*program, "compute", "--host", host, *extra] for host in compute_hosts]
+    launcher = ProcessLauncher.for_commands(
+        commands,
+        graceful_shutdown_timeout=settings.graceful_shutdown_timeout,
+        environment=environment,
+    )
+    url = f"http://{_url_host(cloud_settings.api_host)}:{port}"
+    return await _serve(
+        launcher,
+        _api_answers(url),
+        f"{len(commands)} service processes on {settings.masked()['transport_url']}",
+        cloud_settings,
+        demo=demo,
+        demo_exit=demo_exit,
+    )
+
+
+class _Launcher(typing.Protocol):
+    async def run(self) -> int: ...
+    def request_stop(self) -> None: ...
+
+
+async def _serve(
+    launcher: _Launcher,
+    api_url: typing.Coroutine[None, None, str],
+    where: str,
+    cloud_settings: CloudSettings,
+    *,
+    demo: bool,
+    demo_exit: bool,
+) -> int:
+    """Run ``launcher``; once ``api_url`` answers, say so and run the demo if asked."""
     console = Console()
     outcome: asyncio.Task[int] | None = None
     try:
         async with asyncio.TaskGroup() as tasks:
             running = tasks.create_task(launcher.run())
-            announced = tasks.create_task(_announce(cloud, console, running))
+            announced = tasks.create_task(
+                _announce(api_url, running, console, where, cloud_settings)
+            )
             if demo:
                 outcome = tasks.create_task(
                     _demo(console, announced, exit_after=demo_exit, launcher=launcher)
@@ -181,28 +270,58 @@ async def _up(
     except BaseExceptionGroup as group:
         # One failure (a service that cannot start) is the news; the group is noise.
         raise group.exceptions[0] from None
-    finally:
-        await cloud.close()
     if outcome is not None and not outcome.cancelled() and outcome.result() != 0:
         return outcome.result()
     return code
 
 
-async def _announce(cloud: AllInOne, console: Console, running: asyncio.Task[int]) -> str | None:
+async def _announce(
+    api_url: typing.Coroutine[None, None, str],
+    running: asyncio.Task[int],
+    console: Console,
+    where: str,
+    cloud_settings: CloudSettings,
+) -> str | None:
     """Wait until the REST API serves, say where, and return its URL (None: it never did)."""
-    while cloud.api.rest is None or cloud.api.rest.port is None:
-        if running.done():
-            return None
-        await asyncio.sleep(0.05)
-    url = cloud.api_url
+    waiting = asyncio.ensure_future(api_url)
+    await asyncio.wait([waiting, running], return_when=asyncio.FIRST_COMPLETED)
+    if not waiting.done():
+        waiting.cancel()
+        return None
+    url = waiting.result()
     console.print(
         f"pocketcloud is up: REST API on [bold]{url}/v1[/bold] (OpenAPI docs at {url}/docs); "
-        f"{len(cloud.computes)} compute hosts; data in {cloud.cloud_settings.data_dir}. "
-        "Ctrl-C stops it.",
+        f"{where}; data in {cloud_settings.data_dir}. Ctrl-C stops it.",
         highlight=False,
         soft_wrap=True,
     )
     return url
+
+
+async def _api_answers(url: str) -> str:
+    """Return ``url`` once the REST API there answers (the api process has started)."""
+    import httpx  # noqa: PLC0415 - run only
+
+    async with httpx.AsyncClient(base_url=url, timeout=2.0) as client:
+        while True:
+            try:
+                if (await client.get("/v1/services")).status_code == httpx.codes.OK:
+                    return url
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.2)
+
+
+def _free_port(host: str) -> int:
+    """Ask the kernel for a free TCP port on ``host`` (for an api process told ``--api-port 0``)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 async def _demo(
@@ -210,7 +329,7 @@ async def _demo(
     announced: asyncio.Task[str | None],
     *,
     exit_after: bool,
-    launcher: ServiceLauncher,
+    launcher: _Launcher,
 ) -> int:
     from pocketcloud.demo import DemoError, run_demo  # noqa: PLC0415
 
@@ -234,19 +353,26 @@ async def _demo(
     return code
 
 
+def _database_url(data_dir: Path | None, database_url: str | None) -> str:
+    from pocketcloud.config import load_cloud_settings  # noqa: PLC0415 - database commands only
+    from pocketcloud.services import resolve_settings  # noqa: PLC0415
+
+    cloud_settings = load_cloud_settings(_cloud_overrides(data_dir=data_dir))
+    cloud_settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return resolve_settings(cloud_settings, database_url=database_url).database_url
+
+
 @db_app.command("upgrade")
-def db_upgrade(data_dir: DataDir = None) -> None:
-    """Bring steward's and pocketcloud's schemas in the data directory up to date."""
+def db_upgrade(data_dir: DataDir = None, database_url: DatabaseOption = None) -> None:
+    """Bring steward's and pocketcloud's schemas up to date."""
     with _errors_are_one_line(debug=False):
-        from pocketcloud.config import load_cloud_settings  # noqa: PLC0415
         from pocketcloud.database import MIGRATIONS, ensure_schemas  # noqa: PLC0415
         from steward.db import Database  # noqa: PLC0415 - database commands only
 
-        cloud_settings = load_cloud_settings(_cloud_overrides(data_dir=data_dir))
-        cloud_settings.data_dir.mkdir(parents=True, exist_ok=True)
+        url = _database_url(data_dir, database_url)
 
         async def upgrade() -> str | None:
-            async with Database(cloud_settings.database_url) as db:
+            async with Database(url) as db:
                 await ensure_schemas(db, upgrade=True)
                 return await db.current_revision(migrations=MIGRATIONS)
 
@@ -254,17 +380,16 @@ def db_upgrade(data_dir: DataDir = None) -> None:
 
 
 @db_app.command("current")
-def db_current(data_dir: DataDir = None) -> None:
+def db_current(data_dir: DataDir = None, database_url: DatabaseOption = None) -> None:
     """Print pocketcloud's schema revision and whether it is the newest."""
     with _errors_are_one_line(debug=False):
-        from pocketcloud.config import load_cloud_settings  # noqa: PLC0415
         from pocketcloud.database import MIGRATIONS  # noqa: PLC0415
         from steward.db import Database  # noqa: PLC0415 - database commands only
 
-        cloud_settings = load_cloud_settings(_cloud_overrides(data_dir=data_dir))
+        url = _database_url(data_dir, database_url)
 
         async def current() -> str | None:
-            async with Database(cloud_settings.database_url) as db:
+            async with Database(url) as db:
                 return await db.current_revision(migrations=MIGRATIONS)
 
         revision, head = asyncio.run(current()), Database.head_revision(MIGRATIONS)

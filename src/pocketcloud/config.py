@@ -46,7 +46,9 @@ class CloudSettings(BaseSettings):
     )
     compute_driver: str = Field("fake", min_length=1, description="Compute driver: fake, process.")
     volume_driver: str = Field("fake", min_length=1, description="Volume driver: fake, file.")
-    network_driver: str = Field("fake", min_length=1, description="Network driver: fake.")
+    network_driver: str = Field(
+        "fake", min_length=1, description="Network driver: fake, linux (ip, in a namespace)."
+    )
     network_manager: typing.Literal["flat", "vlan"] = Field(
         "flat", description="FlatManager (one shared bridge) or VlanManager (a VLAN per network)."
     )
@@ -58,6 +60,11 @@ class CloudSettings(BaseSettings):
     )
     vlan_interface: str = Field(
         "eth0", min_length=1, max_length=15, description="Parent interface of VLAN interfaces."
+    )
+    network_namespace: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+        description="Namespace the linux network driver builds in (None: pocketcloud-<host>).",
     )
     vlan_start: int = Field(100, ge=1, le=4094, description="First VLAN id VlanManager hands out.")
     availability_zone: str = Field(
@@ -80,6 +87,12 @@ class CloudSettings(BaseSettings):
     volume_max_size_gb: int = Field(1024, ge=1, description="Largest volume, in GiB.")
     build_timeout: float = Field(
         600.0, ge=0, description="Seconds a server may stay BUILDING before it is ERROR; 0: never."
+    )
+    guest_boot_seconds: float = Field(
+        0.0,
+        ge=0,
+        le=3600,
+        description="Seconds an instance takes to boot (a slow image; 0: as fast as it can).",
     )
     resume_guests_state_on_host_boot: bool = Field(
         True, description="Restart the instances that were running when a compute host stopped."

@@ -9,9 +9,11 @@ The tables live in the same database as steward's registry; pocketcloud's Alembi
 
 from __future__ import annotations
 
+import dataclasses
+
 import sqlalchemy as sa
 
-from steward.db import Database, Migrations
+from steward.db import STEWARD_MIGRATIONS, Database, Migrations
 
 __all__ = ["MIGRATIONS", "ensure_schemas", "metadata"]
 
@@ -25,6 +27,10 @@ MIGRATIONS = Migrations(
 )
 """pocketcloud's migration tree, beside steward's in the same database."""
 
+_STEWARD_TREE = dataclasses.replace(STEWARD_MIGRATIONS, upgrade_command="pocketcloud db upgrade")
+# steward's registry tree, whose upgrade a pocketcloud operator also runs with `pocketcloud db
+# upgrade` (which upgrades both).
+
 
 async def ensure_schemas(db: Database, *, upgrade: bool | None = None) -> None:
     """Bring steward's registry schema, then pocketcloud's, up to date (see ``ensure_schema``).
@@ -32,5 +38,5 @@ async def ensure_schemas(db: Database, *, upgrade: bool | None = None) -> None:
     ``upgrade`` None upgrades the embedded SQLite database by itself and asks an operator to
     upgrade any other one.
     """
-    await db.ensure_schema(upgrade=upgrade)
+    await db.ensure_schema(upgrade=upgrade, migrations=_STEWARD_TREE)
     await db.ensure_schema(upgrade=upgrade, migrations=MIGRATIONS)

@@ -16,6 +16,8 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from pocketcloud.client import CloudClientError, read_json
+
 __all__ = ["DEMO_NETWORK", "DEMO_SERVERS", "DEMO_VOLUME", "DemoError", "DemoResult", "run_demo"]
 
 LOG = logging.getLogger(__name__)
@@ -47,9 +49,10 @@ async def _request(
     client: httpx.AsyncClient, method: str, path: str, *, json: JSON | None = None
 ) -> typing.Any:  # noqa: ANN401 - JSON from the API
     response = await client.request(method, path, json=json)
-    if response.is_error:
-        raise DemoError(f"{method} {path} answered {response.status_code}: {response.text}")
-    return response.json() if response.content else None
+    try:
+        return read_json(response)
+    except CloudClientError as exc:
+        raise DemoError(f"{method} {path}: {exc}") from exc
 
 
 async def _poll(description: str, check: typing.Callable[[], typing.Awaitable[bool]]) -> None:

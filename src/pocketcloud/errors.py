@@ -34,6 +34,7 @@ __all__ = [
     "InvalidVolumeState",
     "NetworkConflict",
     "NetworkNotFound",
+    "NetworkSetupFailed",
     "NoMoreAddresses",
     "NoValidHost",
     "NotFound",
@@ -110,6 +111,12 @@ class NoMoreAddresses(PocketcloudError):
     """The network has no free fixed IP address left."""
 
     http_status = 409
+
+
+class NetworkSetupFailed(PocketcloudError):
+    """The network driver could not build a network on the host; nothing of it was kept."""
+
+    http_status = 500
 
 
 class ServiceUnavailable(PocketcloudError):

@@ -7,13 +7,12 @@ the modules the ``allowed_remote_exmods`` setting lists; any other remote except
 
 from __future__ import annotations
 
+from pocketcloud import TOPICS
 from steward import get_settings
 from steward.rpc import RPCClient, Target, Transport
 
 __all__ = ["BINARIES", "ERROR_MODULES", "TOPICS", "binary_of", "make_client"]
 
-TOPICS = ("api", "network", "volume", "scheduler", "compute")
-"""The services' topics, in the order an all-in-one process starts them."""
 
 BINARIES = {topic: f"pocketcloud-{topic}" for topic in TOPICS}
 """Each topic's service name in the registry (nova's ``nova-compute``...)."""

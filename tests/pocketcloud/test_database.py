@@ -57,6 +57,17 @@ async def test_a_shared_database_behind_asks_for_pocketcloud_db_upgrade(
             await ensure_schemas(db, upgrade=False)
 
 
+async def test_an_empty_database_asks_for_pocketcloud_db_upgrade_not_steward_s(
+    postgres_url: str,
+) -> None:
+    # steward's registry schema is checked first; pocketcloud's command upgrades it too.
+    async with Database(postgres_url) as db:
+        with pytest.raises(
+            SchemaOutOfDate, match=r"steward:migrations .* run `pocketcloud db upgrade`"
+        ):
+            await ensure_schemas(db)
+
+
 def test_the_migration_tree_ships_in_the_package() -> None:
     import pocketcloud
 

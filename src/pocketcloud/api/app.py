@@ -3,8 +3,9 @@
 Routes live under ``/v1``; ``/docs`` and ``/openapi.json`` describe them. Every error is JSON of
 the shape ``{"error": {"code", "type", "message", "request_id"}}``: pocketcloud's errors with
 their own status (400, 404, 409, 503), a body that is not JSON or does not fit the schema as 400,
-an unknown path as 404, a service that did not answer in time as 503, and anything unexpected as
-500 without internals (the log has the traceback, under the request id). Each response carries
+an unknown path as 404, a method the path does not take as 405 (its ``Allow`` header names those
+it does), a service that did not answer in time as 503, and anything unexpected as 500 without
+internals (the log has the traceback, under the request id). Each response carries
 its request id in ``X-OpenStack-Request-ID``.
 """
 
@@ -17,6 +18,7 @@ from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
+from starlette.routing import Match, Route
 
 from pocketcloud.api.cloud import Cloud
 from pocketcloud.api.schemas import (
@@ -42,27 +44,81 @@ LOG = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "X-OpenStack-Request-ID"
 
+# What every operation may answer besides success. "4XX" says that any other client error (405
+# for a method the path does not take) has the same body, and keeps FastAPI from documenting its
+# 422 HTTPValidationError, which this API never sends: a request that does not fit is a 400.
 _ERRORS: dict[int | str, dict[str, typing.Any]] = {
-    code: {"model": ErrorBody} for code in (400, 404, 409, 503)
+    400: {
+        "model": ErrorBody,
+        "description": "The request can never succeed as sent (not JSON, not fitting the "
+        "schema, a size over the limit, an unknown id in the body); the message says what to "
+        "change.",
+    },
+    404: {"model": ErrorBody, "description": "No resource has the id in the path."},
+    409: {
+        "model": ErrorBody,
+        "description": "The resource's state does not allow the action, or what it needs is "
+        "taken (no host with room, no free address, an overlapping network).",
+    },
+    "4XX": {"model": ErrorBody, "description": "Any other client error."},
+    503: {"model": ErrorBody, "description": "A service did not answer in time."},
 }
 
 
-def _error(code: int, kind: str, message: str, request: Request) -> JSONResponse:
+def _error(
+    code: int,
+    kind: str,
+    message: str,
+    request: Request,
+    *,
+    headers: typing.Mapping[str, str] | None = None,
+) -> JSONResponse:
     request_id = getattr(request.state, "request_id", None)
     body = ErrorBody(
         error=ErrorDetail(code=code, type=kind, message=message, request_id=request_id)
     )
-    headers = {REQUEST_ID_HEADER: request_id} if request_id else None
-    return JSONResponse(body.model_dump(), status_code=code, headers=headers)
+    sent = dict(headers or {})
+    if request_id:
+        sent[REQUEST_ID_HEADER] = request_id
+    return JSONResponse(body.model_dump(), status_code=code, headers=sent)
 
 
-def _describe_validation(exc: RequestValidationError) -> str:
+def _allowed_methods(request: Request) -> str:
+    """Return the methods of every route at the request's path, for a 405's ``Allow``.
+
+    Starlette's 405 names only the first route whose path matched (``GET`` alone for
+    ``/v1/servers``, which also takes ``POST``); RFC 9110 wants all the resource's methods.
+    """
+    methods = {
+        method
+        for route in request.app.router.routes
+        if isinstance(route, Route) and route.methods
+        if route.matches(request.scope)[0] is not Match.NONE
+        for method in route.methods
+    }
+    return ", ".join(sorted(methods))
+
+
+def _describe_validation(exc: RequestValidationError, request: Request) -> str:
     problems = []
     for error in exc.errors():
         if error.get("type") == "json_invalid":
             detail = (error.get("ctx") or {}).get("error", "")
             problems.append(f"the request body is not valid JSON ({detail})")
             continue
+        if tuple(error.get("loc", ())) == ("body",):
+            # FastAPI hands the model no body at all, or the raw bytes of one that is not
+            # declared JSON: say what to send rather than what the model saw.
+            if error.get("type") == "missing":
+                problems.append("the request needs a JSON body")
+                continue
+            if isinstance(error.get("input"), bytes):
+                sent = request.headers.get("content-type")
+                problems.append(
+                    "the request body must be JSON, sent with `Content-Type: application/json`, "
+                    f"got {sent!r}"
+                )
+                continue
         where = ".".join(str(part) for part in error.get("loc", ()) if part != "body") or "body"
         shown = repr(error.get("input"))
         if len(shown) > 80:
@@ -115,11 +171,14 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return _error(400, "BadRequest", _describe_validation(exc), request)
+        return _error(400, "BadRequest", _describe_validation(exc, request), request)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        return _error(exc.status_code, "HTTPError", str(exc.detail), request)
+        headers = dict(exc.headers or {})
+        if exc.status_code == status.HTTP_405_METHOD_NOT_ALLOWED:
+            headers["Allow"] = _allowed_methods(request)
+        return _error(exc.status_code, "HTTPError", str(exc.detail), request, headers=headers)
 
     @app.exception_handler(MessagingTimeout)
     async def timeout(request: Request, exc: MessagingTimeout) -> JSONResponse:

@@ -2,7 +2,9 @@
 
 Requests are strict (``"512"`` is not a number) and forbid unknown fields, so a typo is an error
 rather than silently ignored. Names are letters, digits, ``.``, ``_`` and ``-``. Responses carry
-what the owning services report; errors always have the shape of :class:`ErrorBody`.
+what the owning services report, with times in UTC (the database keeps them naive; a response
+says ``Z``, as RFC 3339 and the schema's ``date-time`` want); errors always have the shape of
+:class:`ErrorBody`.
 """
 
 from __future__ import annotations
@@ -39,6 +41,14 @@ Name = typing.Annotated[
 """A resource name: 1-63 letters, digits, ``.``, ``_`` or ``-``, starting with a letter or digit."""
 
 Identifier = typing.Annotated[str, pydantic.StringConstraints(min_length=1, max_length=64)]
+
+
+def _as_utc(value: datetime.datetime) -> datetime.datetime:
+    return value.replace(tzinfo=datetime.UTC) if value.tzinfo is None else value
+
+
+UtcDatetime = typing.Annotated[datetime.datetime, pydantic.AfterValidator(_as_utc)]
+"""A time in UTC: naive values (as the database columns store them) are taken as UTC."""
 
 
 class _Request(pydantic.BaseModel):
@@ -84,7 +94,7 @@ class FaultView(pydantic.BaseModel):
     """Why a server is in ERROR."""
 
     message: str
-    created_at: datetime.datetime | None
+    created_at: UtcDatetime | None
 
 
 class ServerView(pydantic.BaseModel):
@@ -101,17 +111,22 @@ class ServerView(pydantic.BaseModel):
     address: str | None
     power_state: PowerState
     fault: FaultView | None
-    created_at: datetime.datetime
-    updated_at: datetime.datetime
-    launched_at: datetime.datetime | None
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
+    launched_at: UtcDatetime | None
 
 
 class VolumeView(VolumeRecord):
     """A volume as the volume service reports it."""
 
+    created_at: UtcDatetime
+    attached_at: UtcDatetime | None
+
 
 class NetworkView(NetworkRecord):
     """A network as the network service reports it."""
+
+    created_at: UtcDatetime
 
 
 class ServiceView(pydantic.BaseModel):
@@ -123,7 +138,7 @@ class ServiceView(pydantic.BaseModel):
     state: typing.Literal["up", "down"]
     status: typing.Literal["enabled", "disabled"]
     disabled_reason: str | None
-    last_seen_up: datetime.datetime | None
+    last_seen_up: UtcDatetime | None
 
 
 class ConsoleView(pydantic.BaseModel):

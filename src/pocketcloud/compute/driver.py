@@ -6,7 +6,9 @@ runs) and ``process`` (each instance is a real local process whose console is a 
 
 Drivers register under the entry-point group ``steward.drivers.compute`` and are built with the
 keyword arguments ``host``, ``data_dir``, ``memory_mb`` and ``disk_gb`` (the last two None for
-the driver's own figures). ``destroy`` and ``detach_volume`` are idempotent.
+the driver's own figures) and ``boot_seconds`` (how long a guest takes to boot: 0 for as fast as
+it can; a slow image for demos and for tests of a boot interrupted half-way). ``destroy`` and
+``detach_volume`` are idempotent.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The program a ``process`` instance runs: a tiny guest that boots, prints, and idles.
 
 ``python -m pocketcloud.compute.guest --server-id ID --name NAME [--address A] [--ready-fd N]
-[--parent PID]``
+[--parent PID] [--boot-seconds S]``
 
 Its standard output is the instance's console file. It prints a boot banner, tells the compute
 driver it is up by writing ``ready`` to ``--ready-fd``, then prints its uptime now and then until
@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--address", default=None)
     parser.add_argument("--ready-fd", type=int, default=None)
     parser.add_argument("--parent", type=int, default=None)
+    parser.add_argument("--boot-seconds", type=float, default=0.0)
     args = parser.parse_args(argv)
     # Given by the driver: the parent may already be gone by the time this line runs.
     parent = args.parent if args.parent is not None else os.getppid()
@@ -55,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _say(f"pocketcloud guest {args.name} ({args.server_id}) booting, pid {os.getpid()}")
         _say(f"eth0: {args.address or 'no network'}")
+        if args.boot_seconds > 0:
+            _say(f"starting services ({args.boot_seconds:g} s)")
+            time.sleep(args.boot_seconds)
         _say(f"{args.name} login:")
         if args.ready_fd is not None:
             try:

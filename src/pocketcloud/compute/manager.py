@@ -86,6 +86,7 @@ class ComputeManager(CloudManager):
             data_dir=settings.data_dir,
             memory_mb=settings.compute_memory_mb,
             disk_gb=settings.compute_disk_gb,
+            boot_seconds=settings.guest_boot_seconds,
         )
         transport = self._rpc_transport()
         self._clients = _Clients(
@@ -188,20 +189,35 @@ class ComputeManager(CloudManager):
     # --- boot, reboot, delete ------------------------------------------------------------------
 
     async def build_and_run_instance(self, context: RequestContext, instance: InstanceSpec) -> None:
-        """Build and start a server here; report it ACTIVE, or ERROR with a fault."""
+        """Build and start a server here; report it ACTIVE, or ERROR with a fault.
+
+        A build cut off because the service stops is undone, and its request goes back to the
+        queue (steward requeues what a stopping server cancels), so the next delivery builds the
+        server afresh. A request delivered again for a server this host already built (the
+        process died before its report) reports the server again instead of building it twice.
+        """
         server_id = instance.server_id
         payload = {"server_id": server_id, "name": instance.name, "host": self.host}
         async with self._locks[server_id]:
-            if await self._instance_row(server_id) is not None:
+            row = await self._instance_row(server_id)
+            if row is not None and row["power_state"] == PowerState.NOSTATE:
+                LOG.warning("Server %s was left half-built here; building it again", server_id)
+                await self._remove(context, _instance(row))
+            elif row is not None:
                 LOG.info("Server %s is already built here (a redelivered request)", server_id)
+                await self._report_built(context, _instance(row))
                 return
             self.notifier.info(context, "compute.instance.create.start", payload)
             network: NetworkInfo | None = None
             try:
                 network = await self._build(context, instance)
+            except asyncio.CancelledError:
+                LOG.warning("Building server %s was interrupted; undoing it", server_id)
+                await asyncio.shield(self._undo_build(context, instance))
+                raise
             except Exception as exc:
                 LOG.exception("Building server %s failed", server_id)
-                await self._remove(context, Instance.from_spec(instance, network))
+                await self._undo_build(context, instance)
                 self.notifier.error(
                     context, "compute.instance.create.error", {**payload, "reason": str(exc)}
                 )
@@ -209,22 +225,34 @@ class ComputeManager(CloudManager):
                 await self._report_error(context, server_id, fault, ServerStatus.BUILDING)
                 return
             await self.resource_tracker.update(self._driver())
-            address = network.address if network is not None else None
-            active = ServerChanges(
-                status=ServerStatus.ACTIVE,
-                host=self.host,
-                power_state=PowerState.RUNNING,
-                address=address,
-                launched=True,
-                expected_status=(ServerStatus.BUILDING,),
-            )
-            if not await self._report(context, server_id, active):
+            built = Instance.from_spec(instance, network)
+            if not await self._report_built(context, built):
                 LOG.info("Server %s was deleted while building; removing it", server_id)
-                await self._remove(context, Instance.from_spec(instance, network))
+                await self._remove(context, built)
                 return
+            address = network.address if network is not None else None
             self.notifier.info(
                 context, "compute.instance.create.end", {**payload, "address": address}
             )
+
+    async def _report_built(self, context: RequestContext, instance: Instance) -> bool:
+        """Report a built server ACTIVE; False if it is no longer BUILDING (deleted, say)."""
+        active = ServerChanges(
+            status=ServerStatus.ACTIVE,
+            host=self.host,
+            power_state=PowerState.RUNNING,
+            address=instance.network.address if instance.network is not None else None,
+            launched=True,
+            expected_status=(ServerStatus.BUILDING,),
+        )
+        return await self._report(context, instance.server_id, active)
+
+    async def _undo_build(self, context: RequestContext, spec: InstanceSpec) -> None:
+        """Remove what a build that did not finish left (its record knows the address)."""
+        row = await self._instance_row(spec.server_id)
+        await self._remove(
+            context, _instance(row) if row is not None else Instance.from_spec(spec, None)
+        )
 
     async def _build(self, context: RequestContext, spec: InstanceSpec) -> NetworkInfo | None:
         now = utcnow()

@@ -12,8 +12,10 @@ calls serve both, so a new driver fits either manager:
 
 Every call is idempotent: a manager re-ensures its networks at start-up. Drivers register under
 the entry-point group ``steward.drivers.network`` and are built with keyword arguments ``host``
-and ``data_dir``. The ``fake`` driver keeps the resulting set-up in memory; a ``linux`` driver runs
-the same steps with ``ip`` inside a network namespace of pocketcloud's own.
+and ``data_dir`` (and ``namespace`` when the ``network_namespace`` setting is set). The ``fake``
+driver keeps the resulting set-up in memory; the ``linux`` driver
+(:mod:`pocketcloud.network.drivers.linux`) runs the same steps with ``ip`` inside a network
+namespace of pocketcloud's own, never in the host's.
 """
 
 from __future__ import annotations

@@ -42,7 +42,26 @@ def parse_cidr(cidr: str) -> ipaddress.IPv4Network:
         raise InvalidInput(
             f"`cidr` must have a prefix between /{MIN_PREFIX} and /{MAX_PREFIX}, got {cidr!r}"
         )
+    for special, name in _UNUSABLE:
+        if network.overlaps(special):
+            raise InvalidInput(
+                f"`cidr` {cidr!r} overlaps {special}, the {name} range, which no host network "
+                "may use; choose a private range such as 10.0.0.0/24"
+            )
     return network
+
+
+_UNUSABLE = tuple(
+    (ipaddress.IPv4Network(cidr), name)
+    for cidr, name in (
+        ("0.0.0.0/8", "'this network'"),
+        ("127.0.0.0/8", "loopback"),
+        ("169.254.0.0/16", "link-local"),
+        ("224.0.0.0/4", "multicast"),
+        ("240.0.0.0/4", "reserved"),
+    )
+)
+"""Ranges a network's fixed IPs can never come from (RFC 6890's special-purpose ones)."""
 
 
 def gateway_of(network: ipaddress.IPv4Network) -> ipaddress.IPv4Address:

@@ -26,7 +26,13 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 import steward
-from pocketcloud.errors import InvalidInput, NetworkConflict, NetworkNotFound
+from pocketcloud.errors import (
+    InvalidInput,
+    NetworkConflict,
+    NetworkNotFound,
+    NetworkSetupFailed,
+    describe_fault,
+)
 from pocketcloud.manager import CloudManager, ManagerOptions
 from pocketcloud.network import ipam
 from pocketcloud.network.driver import NetworkDriver
@@ -62,12 +68,17 @@ class NetworkManager(CloudManager):
     async def init_host(self, service_ref: object | None) -> None:
         """Load the network driver and lay out every existing network again."""
         settings = self.cloud_settings
+        # Only the linux driver takes a namespace; other drivers keep the host/data_dir contract.
+        options: dict[str, object] = {}
+        if settings.network_namespace is not None:
+            options["namespace"] = settings.network_namespace
         self.driver = steward.load_driver(
             "network",
             settings.network_driver,
             NetworkDriver,
             host=self.host,
             data_dir=settings.data_dir,
+            **options,
         )
         for record in await self._networks():
             await self._lay_out(record)
@@ -85,7 +96,8 @@ class NetworkManager(CloudManager):
         """Create network ``name`` on ``cidr`` and lay it out on the host; return its record.
 
         Raises :class:`InvalidInput` for a CIDR that is malformed, not IPv4 or of a size outside
-        /16-/29, and :class:`NetworkConflict` when it overlaps an existing network.
+        /16-/29, :class:`NetworkConflict` when it overlaps an existing network, and
+        :class:`NetworkSetupFailed` when the driver cannot build it (then nothing of it is kept).
         """
         network = ipam.parse_cidr(cidr)
         existing = await self._networks()
@@ -111,7 +123,17 @@ class NetworkManager(CloudManager):
                 await session.execute(sa.insert(networks).values(**record.model_dump()))
         except IntegrityError as exc:
             raise NetworkConflict(f"network {name!r} conflicts with an existing one") from exc
-        await self._lay_out(record)
+        try:
+            await self._lay_out(record)
+        except Exception as exc:
+            # A network the host does not have must not be handed out: forget the record.
+            LOG.exception("Laying out network %s failed; forgetting it", name)
+            async with self.db.session() as session:
+                await session.execute(sa.delete(networks).where(networks.c.id == record.id))
+            raise NetworkSetupFailed(
+                f"the {self.kind} network {name!r} could not be built on host {self.host}: "
+                f"{describe_fault(exc)}"
+            ) from exc
         LOG.info("Created %s network %s (%s) on bridge %s", self.kind, name, cidr, bridge)
         return wire(record)
 

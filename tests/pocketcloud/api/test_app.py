@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 import httpx
@@ -30,6 +31,28 @@ async def test_a_body_that_is_not_json_is_a_400_naming_the_problem(
     error = _error(response, 400)
     assert error["type"] == "BadRequest"
     assert "not valid JSON" in error["message"]
+
+
+@pytest.mark.parametrize(
+    ("content_type", "content", "expected"),
+    [
+        pytest.param(
+            "text/plain",
+            b'{"name": "vm"}',
+            "the request body must be JSON, sent with `Content-Type: application/json`, "
+            "got 'text/plain'",
+            id="not-declared-json",
+        ),
+        pytest.param("application/json", b"", "the request needs a JSON body", id="no-body"),
+    ],
+)
+async def test_a_body_that_is_not_sent_as_json_is_a_400_saying_what_to_send(
+    client: httpx.AsyncClient, content_type: str, content: bytes, expected: str
+) -> None:
+    response = await client.post(
+        "/v1/servers", content=content, headers={"content-type": content_type}
+    )
+    assert _error(response, 400)["message"] == expected
 
 
 @pytest.mark.parametrize(
@@ -135,6 +158,26 @@ async def test_unknown_ids_in_the_path_are_a_404(
         assert "'nope' does not exist" in error["message"]
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("PATCH", "/v1/servers", "GET, POST"),
+        ("PUT", "/v1/servers/nope", "DELETE, GET"),
+        ("GET", "/v1/volumes/nope/attach", "POST"),
+        ("DELETE", "/v1/networks", "GET, POST"),
+    ],
+)
+async def test_a_method_the_path_does_not_take_is_a_405_naming_every_allowed_one(
+    client: httpx.AsyncClient, method: str, path: str, allowed: str
+) -> None:
+    # Starlette's own 405 named the first matching route's methods only (`Allow: GET`).
+    response = await client.request(method, path)
+    error = _error(response, 405)
+    assert error["type"] == "HTTPError"
+    assert error["message"] == "Method Not Allowed"
+    assert response.headers["allow"] == allowed
+
+
 async def test_unknown_ids_in_the_body_are_a_400(client: httpx.AsyncClient) -> None:
     error = _error(await client.post("/v1/servers", json={"name": "vm", "network_id": "x"}), 400)
     assert error["message"] == "network 'x' does not exist"
@@ -203,6 +246,35 @@ async def test_the_openapi_schema_describes_every_route(client: httpx.AsyncClien
     create = schema["paths"]["/v1/servers"]["post"]
     assert "400" in create["responses"]
     assert "ErrorBody" in str(create["responses"]["400"])
+    # A request that does not fit is a 400: FastAPI's 422 and its body are never sent.
+    for operations in schema["paths"].values():
+        for operation in operations.values():
+            assert "422" not in operation["responses"]
+            assert "ErrorBody" in str(operation["responses"]["4XX"])
+    assert "HTTPValidationError" not in schema["components"]["schemas"]
+
+
+async def test_times_in_responses_are_utc_and_say_so(
+    cloud: AllInOne, client: httpx.AsyncClient
+) -> None:
+    # The database keeps naive UTC times; a response without an offset is no RFC 3339
+    # `date-time`, as the schema promises, and reads as local time.
+    network = await create_network(client)
+    volume = (await client.post("/v1/volumes", json={"name": "v", "size_gb": 1})).json()
+    server = await wait_for_status(client, (await boot(client))["id"], "ACTIVE")
+    services = (await client.get("/v1/services")).json()
+    times = [
+        network["created_at"],
+        volume["created_at"],
+        server["created_at"],
+        server["updated_at"],
+        server["launched_at"],
+        *(service["last_seen_up"] for service in services),
+    ]
+    now = datetime.datetime.now(datetime.UTC)
+    for value in times:
+        assert value.endswith("Z"), value
+        assert abs(datetime.datetime.fromisoformat(value) - now) < datetime.timedelta(minutes=5)
 
 
 async def test_an_unexpected_error_is_a_500_without_internals(

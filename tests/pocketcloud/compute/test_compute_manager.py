@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import httpx
 import pytest
@@ -9,11 +11,13 @@ from tests.pocketcloud.flows import DEADLINE, boot, create_network, wait_for_sta
 
 import steward
 from pocketcloud.allinone import AllInOne
+from pocketcloud.compute.driver import Instance
 from pocketcloud.compute.drivers.fake import FakeComputeDriver
 from pocketcloud.compute.manager import SYNC_POWER_STATE_INTERVAL, ComputeManager
 from pocketcloud.compute.rpcapi import ComputeAPI
-from pocketcloud.compute.tables import compute_nodes
+from pocketcloud.compute.tables import compute_nodes, instances
 from pocketcloud.errors import ServiceUnavailable
+from pocketcloud.objects import InstanceSpec, PowerState, ServerChanges, ServerStatus
 from pocketcloud.scheduler.tables import allocations
 from steward.testing import FakeClock
 
@@ -126,3 +130,109 @@ async def test_a_server_deleted_while_building_is_not_left_running(
             if await nothing_left():
                 break
             await asyncio.sleep(0.005)
+
+
+class _GatedSpawns:
+    """Holds every spawn of the cloud's fake drivers until :attr:`gate` is set."""
+
+    def __init__(self, cloud: AllInOne) -> None:
+        self.gate = asyncio.Event()
+        self.entered: list[str] = []
+        for compute in cloud.computes:
+            driver = _compute(cloud, compute.host)[1]
+            driver.spawn = self._gated(compute.host, driver.spawn)  # type: ignore[method-assign,assignment]
+
+    def _gated(
+        self, host: str, spawn: Callable[[Instance], Coroutine[Any, Any, None]]
+    ) -> Callable[[Instance], Coroutine[Any, Any, None]]:
+        async def gated(instance: Instance) -> None:
+            self.entered.append(host)
+            await self.gate.wait()
+            await spawn(instance)
+
+        return gated
+
+    async def wait_entered(self, count: int) -> str:
+        """Wait until ``count`` spawns have begun; return the host of the last one."""
+        async with asyncio.timeout(DEADLINE):
+            while len(self.entered) < count:  # noqa: ASYNC110 - the driver has no event
+                await asyncio.sleep(0.005)
+        return self.entered[-1]
+
+
+async def test_a_build_cut_off_by_a_stopping_service_is_undone_and_built_again_on_redelivery(
+    cloud: AllInOne, client: httpx.AsyncClient
+) -> None:
+    network = await create_network(client)
+    spawns = _GatedSpawns(cloud)
+    server = await boot(client, network_id=network["id"])
+    host = await spawns.wait_entered(1)
+    context = steward.get_admin_context()
+    first = await cloud.network.list_fixed_ips(context, network["id"])
+    assert [ip["server_id"] for ip in first] == [server["id"]]
+    # What a stopping service does to requests still running after its grace period: cancel
+    # them, and give their messages back to the queue.
+    service = next(s for s in cloud.services if s.manager is _compute(cloud, host)[0])
+    assert service.rpcserver is not None
+    await service.rpcserver.wait(grace_period=0)
+    # The cut-off build was undone (its address released) and the redelivered request builds
+    # the server afresh, on the same host (the message went back to that host's queue).
+    assert await spawns.wait_entered(2) == host
+    assert (await client.get(f"/v1/servers/{server['id']}")).json()["status"] == "BUILDING"
+    spawns.gate.set()
+    active = await wait_for_status(client, server["id"], "ACTIVE")
+    assert active["host"] == host
+    fixed = await cloud.network.list_fixed_ips(context, network["id"])
+    assert [(ip["server_id"], ip["address"]) for ip in fixed] == [(server["id"], active["address"])]
+    compute, driver = _compute(cloud, host)
+    assert list(driver.instances) == [server["id"]]
+    events = [sent.event_type for sent in compute.notifier.sent]
+    assert events == [
+        "compute.instance.create.start",
+        "compute.instance.create.start",
+        "compute.instance.create.end",
+    ]
+
+
+async def test_a_request_delivered_again_for_a_built_server_does_not_build_it_twice(
+    cloud: AllInOne, client: httpx.AsyncClient
+) -> None:
+    server = await wait_for_status(client, (await boot(client))["id"], "ACTIVE")
+    compute, driver = _compute(cloud, server["host"])
+    spec = InstanceSpec(server_id=server["id"], name=server["name"], ram_mb=512, disk_gb=0)
+    await compute.build_and_run_instance(steward.get_admin_context(), spec)
+    assert driver.instances[server["id"]].boots == 1
+    assert (await client.get(f"/v1/servers/{server['id']}")).json()["status"] == "ACTIVE"
+    assert [sent.event_type for sent in compute.notifier.sent] == [
+        "compute.instance.create.start",
+        "compute.instance.create.end",
+    ]
+
+
+async def test_a_half_built_server_left_by_a_killed_process_is_built_again(
+    cloud: AllInOne, client: httpx.AsyncClient
+) -> None:
+    # A process killed between recording the instance and spawning it leaves a NOSTATE row
+    # and an unacknowledged request, which the broker delivers again.
+    spawns = _GatedSpawns(cloud)
+    server = await boot(client)
+    host = await spawns.wait_entered(1)
+    compute, driver = _compute(cloud, host)
+    spec = InstanceSpec(server_id=server["id"], name="vm", ram_mb=512, disk_gb=0)
+    spawns.gate.set()
+    await wait_for_status(client, server["id"], "ACTIVE")
+    async with cloud.db.session() as session:
+        await session.execute(
+            sa.update(instances)
+            .where(instances.c.server_id == server["id"])
+            .values(power_state=PowerState.NOSTATE)
+        )
+    await cloud.api.update_server(
+        steward.get_admin_context(),
+        server["id"],
+        ServerChanges(status=ServerStatus.BUILDING, expected_status=(ServerStatus.ACTIVE,)),
+    )
+    await compute.build_and_run_instance(steward.get_admin_context(), spec)
+    assert (await client.get(f"/v1/servers/{server['id']}")).json()["status"] == "ACTIVE"
+    assert list(driver.instances) == [server["id"]]
+    assert len(spawns.entered) == 2

@@ -30,11 +30,21 @@ def test_a_full_network_has_no_more_addresses() -> None:
         ("10.0.0.1/24", "host bits zero"),
         ("banana", "IPv4 network such as"),
         ("fd00::/64", "only IPv4"),
+        ("0.0.0.0/16", r"overlaps 0\.0\.0\.0/8, the 'this network' range"),
+        ("127.0.0.0/16", "the loopback range"),
+        ("169.254.0.0/24", "the link-local range"),
+        ("224.0.0.0/24", "the multicast range"),
+        ("255.255.255.248/29", "the reserved range"),
     ],
 )
 def test_cidrs_outside_what_is_supported_are_invalid_input(cidr: str, message: str) -> None:
     with pytest.raises(InvalidInput, match=message):
         ipam.parse_cidr(cidr)
+
+
+@pytest.mark.parametrize("cidr", ["10.0.0.0/24", "172.16.0.0/16", "192.168.1.0/29", "8.8.8.0/24"])
+def test_private_and_public_ranges_are_accepted(cidr: str) -> None:
+    assert str(ipam.parse_cidr(cidr)) == cidr
 
 
 def test_macs_carry_openstack_s_prefix() -> None:

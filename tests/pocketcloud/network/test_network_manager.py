@@ -108,3 +108,27 @@ async def test_a_full_network_puts_the_next_server_in_error(
     await wait_for_deleted(client, active["id"])
     again = await wait_for_status(client, (await boot(client, "again"))["id"], "ACTIVE")
     assert again["address"] == active["address"]
+
+
+async def test_a_network_the_driver_cannot_build_is_refused_and_not_kept(
+    cloud: AllInOne, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def no_vlans(vlan: int, *, parent: str) -> str:
+        raise OSError("this kernel has no 802.1Q support")
+
+    async def broken_bridge(bridge: str, **options: object) -> None:
+        raise OSError("RTNETLINK answers: Operation not permitted")
+
+    monkeypatch.setattr(_driver(cloud), "ensure_vlan", no_vlans)
+    monkeypatch.setattr(_driver(cloud), "ensure_bridge", broken_bridge)
+    response = await client.post("/v1/networks", json={"name": "bad", "cidr": "10.5.0.0/24"})
+    assert response.status_code == 500
+    error = response.json()["error"]
+    assert error["type"] == "NetworkSetupFailed"
+    message = error["message"]
+    assert message.startswith("the flat network 'bad' could not be built on host ")
+    assert message.endswith("OSError: RTNETLINK answers: Operation not permitted")
+    assert (await client.get("/v1/networks")).json() == []
+    monkeypatch.undo()
+    # The same range is free again once the host can build it.
+    assert (await create_network(client, "10.5.0.0/24", name="bad"))["name"] == "bad"

@@ -6,6 +6,7 @@ spawn fail, :meth:`FakeComputeDriver.power_off` makes an instance die behind the
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from pathlib import Path
 
@@ -38,18 +39,25 @@ class FakeComputeDriver:
         data_dir: Path | None = None,
         memory_mb: int | None = None,
         disk_gb: int | None = None,
+        boot_seconds: float = 0.0,
     ) -> None:
         self.host = host
+        self.boot_seconds = boot_seconds
         self.memory_mb = memory_mb or DEFAULT_MEMORY_MB
         self.disk_gb = disk_gb or DEFAULT_DISK_GB
         self.instances: dict[str, FakeInstance] = {}
         self.spawn_error: Exception | None = None
 
     async def spawn(self, instance: Instance) -> None:
-        """Record the instance as running, or raise :attr:`spawn_error` (once) if set."""
+        """Record the instance as running (after ``boot_seconds``), or raise :attr:`spawn_error`.
+
+        :attr:`spawn_error` is raised once, then cleared.
+        """
         if self.spawn_error is not None:
             error, self.spawn_error = self.spawn_error, None
             raise error
+        if self.boot_seconds:
+            await asyncio.sleep(self.boot_seconds)
         self.instances[instance.server_id] = FakeInstance(instance)
 
     async def reboot(self, instance: Instance) -> None:

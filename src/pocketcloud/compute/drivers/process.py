@@ -39,8 +39,9 @@ CONSOLE_TAIL_BYTES = 16 * 1024
 class ProcessComputeDriver:
     """Runs each instance as a guest process; see the module docstring.
 
-    ``boot_timeout`` bounds how long ``spawn`` waits for the guest to report it booted;
-    ``stop_timeout`` how long a guest gets to exit after SIGTERM before SIGKILL.
+    ``boot_seconds`` is how long each guest takes to boot before it says it is up;
+    ``boot_timeout`` bounds how long ``spawn`` waits beyond that for the guest to report it
+    booted; ``stop_timeout`` how long a guest gets to exit after SIGTERM before SIGKILL.
     """
 
     def __init__(
@@ -50,6 +51,7 @@ class ProcessComputeDriver:
         data_dir: Path,
         memory_mb: int | None = None,
         disk_gb: int | None = None,
+        boot_seconds: float = 0.0,
         boot_timeout: float = 30.0,
         stop_timeout: float = 10.0,
     ) -> None:
@@ -60,6 +62,9 @@ class ProcessComputeDriver:
         self.root = self.data_dir / "instances" / host
         self.memory_mb = memory_mb
         self.disk_gb = disk_gb
+        if boot_seconds < 0:
+            raise ValueError(f"`boot_seconds` must not be negative, got {boot_seconds}")
+        self.boot_seconds = boot_seconds
         self.boot_timeout = boot_timeout
         self.stop_timeout = stop_timeout
         self._processes: dict[str, asyncio.subprocess.Process] = {}
@@ -101,6 +106,8 @@ class ProcessComputeDriver:
             ]
             if instance.network is not None:
                 command.append(f"--address={instance.network.address}")
+            if self.boot_seconds:
+                command.append(f"--boot-seconds={self.boot_seconds:g}")
             process = await asyncio.create_subprocess_exec(
                 *command,
                 stdin=subprocess.DEVNULL,
@@ -120,12 +127,13 @@ class ProcessComputeDriver:
             (self.instance_dir(server_id) / "guest.pid").write_text, f"{process.pid}\n"
         )
         try:
-            async with asyncio.timeout(self.boot_timeout):
+            async with asyncio.timeout(self.boot_seconds + self.boot_timeout):
                 ready = await _read_line(read_fd)
         except TimeoutError:
             await self._stop(server_id)
             raise RuntimeError(
-                f"guest of {server_id} did not boot within {self.boot_timeout:g} s"
+                f"guest of {server_id} did not boot within "
+                f"{self.boot_seconds + self.boot_timeout:g} s"
             ) from None
         if ready.strip() != b"ready":
             code = await process.wait()
