@@ -60,6 +60,8 @@ DataDir = typing.Annotated[
 ]
 DEMO_TIMEOUT = 120.0
 """Seconds the demo may take before it is given up."""
+STARTUP_TIMEOUT = 120.0
+"""Seconds the services may take to serve the REST API before ``up`` gives up."""
 
 
 @contextlib.contextmanager
@@ -75,7 +77,9 @@ def _errors_are_one_line(debug: bool) -> Iterator[None]:
         if debug:
             raise
         code = 2 if isinstance(exc, ConfigError) else 1
-        _stderr.print(f"[red]error:[/red] {type(exc).__name__}: {exc}", highlight=False)
+        _stderr.print(
+            f"[red]error:[/red] {type(exc).__name__}: {exc}", highlight=False, soft_wrap=True
+        )
         raise typer.Exit(code=code) from exc
 
 
@@ -203,11 +207,18 @@ async def _up_processes(
     from steward.db import Database  # noqa: PLC0415
     from steward.launcher import ProcessLauncher  # noqa: PLC0415
 
+    port = _api_port(cloud_settings.api_host, cloud_settings.api_port)
+    if settings.database_url.startswith("sqlite"):
+        _stderr.print(
+            "[yellow]note:[/yellow] every service process shares one SQLite file; for more than "
+            "a try-out, give a PostgreSQL --database-url",
+            highlight=False,
+            soft_wrap=True,
+        )
     cloud_settings.data_dir.mkdir(parents=True, exist_ok=True)
     # The schema first, once: the services only check it.
     async with Database(settings.database_url) as db:
         await ensure_schemas(db, upgrade=True)
-    port = cloud_settings.api_port or _free_port(cloud_settings.api_host)
     # Secrets travel in the environment, never on a command line that `ps` shows.
     environment = {
         "STEWARD_TRANSPORT_URL": settings.transport_url,
@@ -257,7 +268,14 @@ async def _serve(
         async with asyncio.TaskGroup() as tasks:
             running = tasks.create_task(launcher.run())
             announced = tasks.create_task(
-                _announce(api_url, running, console, where, cloud_settings)
+                _announce(
+                    api_url,
+                    running,
+                    launcher=launcher,
+                    console=console,
+                    where=where,
+                    cloud_settings=cloud_settings,
+                )
             )
             if demo:
                 outcome = tasks.create_task(
@@ -270,6 +288,8 @@ async def _serve(
     except BaseExceptionGroup as group:
         # One failure (a service that cannot start) is the news; the group is noise.
         raise group.exceptions[0] from None
+    if announced.done() and not announced.cancelled() and announced.result() is None:
+        return 1  # never served: it stopped, or was stopped, before the API answered
     if outcome is not None and not outcome.cancelled() and outcome.result() != 0:
         return outcome.result()
     return code
@@ -278,15 +298,30 @@ async def _serve(
 async def _announce(
     api_url: typing.Coroutine[None, None, str],
     running: asyncio.Task[int],
+    *,
+    launcher: _Launcher,
     console: Console,
     where: str,
     cloud_settings: CloudSettings,
 ) -> str | None:
-    """Wait until the REST API serves, say where, and return its URL (None: it never did)."""
+    """Wait until the REST API serves, say where, and return its URL (None: it never did).
+
+    Services that do not serve it within :data:`STARTUP_TIMEOUT` (one that cannot start, restarted
+    again and again) are stopped, with a line saying where their logs are.
+    """
     waiting = asyncio.ensure_future(api_url)
-    await asyncio.wait([waiting, running], return_when=asyncio.FIRST_COMPLETED)
+    await asyncio.wait(
+        [waiting, running], timeout=STARTUP_TIMEOUT, return_when=asyncio.FIRST_COMPLETED
+    )
     if not waiting.done():
         waiting.cancel()
+        if not running.done():
+            _stderr.print(
+                f"[red]error:[/red] the REST API did not answer within {STARTUP_TIMEOUT:g} s; "
+                f"stopping. The services' logs are in {cloud_settings.data_dir}.",
+                highlight=False,
+            )
+            launcher.request_stop()
         return None
     url = waiting.result()
     console.print(
@@ -312,11 +347,19 @@ async def _api_answers(url: str) -> str:
             await asyncio.sleep(0.2)
 
 
-def _free_port(host: str) -> int:
-    """Ask the kernel for a free TCP port on ``host`` (for an api process told ``--api-port 0``)."""
+def _api_port(host: str, port: int) -> int:
+    """Return the port the api process will serve on, checked free now (0: any free one).
+
+    A port in use is an error here, at once, rather than an api process that fails and is
+    restarted again and again.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise OSError(f"the REST API cannot listen on {host}:{port}: {exc.strerror}") from exc
         return int(probe.getsockname()[1])
 
 

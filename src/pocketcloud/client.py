@@ -130,8 +130,10 @@ def _base_url(url: str) -> str:
 
 
 def _segment(identifier: str) -> str:
-    # An id is one path segment, whatever a user typed ("../volumes" must not climb).
-    return urllib.parse.quote(identifier, safe="")
+    # An id is one path segment, whatever a user typed ("../volumes" must not climb; a bare
+    # "." or ".." is a dot segment to URL resolution, so its dots are escaped too).
+    quoted = urllib.parse.quote(identifier, safe="")
+    return quoted.replace(".", "%2E") if not quoted.strip(".") else quoted
 
 
 class CloudClient:

@@ -16,6 +16,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from pocketcloud import TOPICS
 from pocketcloud.client import CloudClientError, read_json
 
 __all__ = ["DEMO_NETWORK", "DEMO_SERVERS", "DEMO_VOLUME", "DemoError", "DemoResult", "run_demo"]
@@ -64,6 +65,10 @@ async def _poll(description: str, check: typing.Callable[[], typing.Awaitable[bo
         await asyncio.sleep(POLL_INTERVAL)
 
 
+NEEDED_SERVICES = frozenset(f"pocketcloud-{topic}" for topic in TOPICS)
+"""The services the demo waits for (one of each at least)."""
+
+
 async def run_demo(base_url: str, *, console: Console) -> DemoResult:
     """Make the demo's resources through the API at ``base_url`` and print them in a table.
 
@@ -73,9 +78,12 @@ async def run_demo(base_url: str, *, console: Console) -> DemoResult:
     async with httpx.AsyncClient(base_url=base_url, timeout=30.0) as client:
 
         async def services_up() -> bool:
+            # Every kind of service registered and up, and each has sent a heartbeat: a service
+            # is recorded (and so "up") before it consumes its queue, and heartbeats only once it
+            # does; a call sent in between would wait for nothing.
             services = await _request(client, "GET", "/v1/services")
-            computes = [s for s in services if s["binary"] == "pocketcloud-compute"]
-            return bool(computes) and all(s["state"] == "up" for s in services)
+            ready = {s["binary"] for s in services if s["state"] == "up" and s["last_seen_up"]}
+            return ready >= NEEDED_SERVICES and all(s["state"] == "up" for s in services)
 
         with console.status("Waiting for the services to report up...") as status:
             await _poll("every service to be up", services_up)

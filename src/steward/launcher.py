@@ -324,6 +324,9 @@ class ProcessLauncher:
         process = await asyncio.create_subprocess_exec(*self._slots[slot], env=environment)
         self.children[process.pid] = process
         LOG.info("Started worker %d: %s", process.pid, " ".join(self._slots[slot]))
+        if self._stopping.is_set():
+            # The stop came while this one was starting: it missed the signal the others got.
+            process.send_signal(signal.SIGTERM)
         return process
 
     async def _supervise(self, slot: int) -> None:
@@ -368,16 +371,21 @@ class ProcessLauncher:
                     supervisors.create_task(self._supervise(slot))
                 supervisors.create_task(self._kill_after_grace())
         finally:
+            if self.children:  # cancelled, or a supervisor failed: no worker outlives us
+                self._stopping.set()
+                self._signal_children(signal.SIGTERM)
             for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(signum)
         return 0
 
     async def _kill_after_grace(self) -> None:
         await self._stopping.wait()
-        waits = [process.wait() for process in list(self.children.values())]
         try:
             async with asyncio.timeout(self.graceful_shutdown_timeout + KILL_MARGIN):
-                await asyncio.gather(*waits)
+                # Read again each time: a worker that was starting when the stop came joins late.
+                while self.children:
+                    await asyncio.gather(*(p.wait() for p in list(self.children.values())))
+                    await asyncio.sleep(0)
         except TimeoutError:
             LOG.warning("Workers still running after the grace period; killing them")
             self._signal_children(signal.SIGKILL)

@@ -4,6 +4,7 @@ import asyncio
 import os
 import re
 import signal
+import socket
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -149,3 +150,32 @@ async def test_bad_options_are_one_line_errors(tmp_path: Path) -> None:
     assert process.returncode == 2
     assert "loopback address only" in err.decode()
     assert "Traceback" not in err.decode()
+
+
+async def test_up_on_a_broker_with_its_api_port_taken_fails_at_once_saying_so(
+    tmp_path: Path, rabbit_url: str
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        process = await asyncio.create_subprocess_exec(
+            *COMMAND,
+            "up",
+            "--data-dir",
+            str(tmp_path),
+            "--api-port",
+            str(port),
+            "--transport-url",
+            rabbit_url,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=_environment(),
+        )
+        async with asyncio.timeout(DEADLINE):
+            out, err = await process.communicate()
+    assert process.returncode == 1
+    assert f"the REST API cannot listen on 127.0.0.1:{port}: Address already in use" in err.decode()
+    assert "Traceback" not in err.decode()
+    assert out == b""
+    assert not (tmp_path / "pocketcloud.db").exists()  # nothing was started or written

@@ -134,9 +134,14 @@ async def processes(
 
 
 async def _services(api: httpx.AsyncClient) -> dict[tuple[str, str], bool]:
+    # Up, and heartbeating: a service is recorded before it consumes its queue, and sends its
+    # first heartbeat once it does (a fresh database: no earlier run's heartbeats).
     response = await api.get("/v1/services")
     response.raise_for_status()
-    return {(s["binary"], s["host"]): s["state"] == "up" for s in response.json()}
+    return {
+        (s["binary"], s["host"]): s["state"] == "up" and s["last_seen_up"] is not None
+        for s in response.json()
+    }
 
 
 async def _until(what: str, check: Callable[[], Any]) -> Any:
@@ -292,8 +297,13 @@ async def test_pocketcloud_up_runs_one_process_per_service_on_rabbitmq_and_postg
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    async with asyncio.timeout(GUARD * 2):
-        stdout, stderr = await up.communicate()
+    try:
+        async with asyncio.timeout(GUARD * 2):
+            stdout, stderr = await up.communicate()
+    finally:
+        if up.returncode is None:  # SIGINT stops it and its services, as Ctrl-C would
+            up.send_signal(signal.SIGINT)
+            await up.wait()
     output = stdout.decode()
     assert up.returncode == 0, output + stderr.decode()
     assert "6 service processes on amqp://guest:***@127.0.0.1:5672/" in output

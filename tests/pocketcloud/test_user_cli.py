@@ -375,9 +375,13 @@ def test_the_client_quotes_ids_and_omits_options_left_out() -> None:
 
     with CloudClient("http://api/v1", transport=httpx.MockTransport(answer)) as client:
         client.get_server("a/b c")
+        client.get_server("..")  # never GET /v1
+        client.get_server("v1.2")
         client.create_server("vm", ram_mb=256)
     assert seen == [
         ("/v1/servers/a%2Fb%20c", b""),
+        ("/v1/servers/%2E%2E", b""),
+        ("/v1/servers/v1.2", b""),
         ("/v1/servers", b'{"name":"vm","ram_mb":256}'),
     ]
 

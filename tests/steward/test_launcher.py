@@ -236,6 +236,21 @@ async def test_for_commands_supervises_different_programs_with_their_environment
     assert supervisor.respawns == 0
 
 
+async def test_a_worker_starting_when_the_stop_comes_is_stopped_too() -> None:
+    supervisor = ProcessLauncher.for_commands(
+        [[sys.executable, "-c", "import time; time.sleep(60)"]] * 2,
+        graceful_shutdown_timeout=60,
+    )
+    running = asyncio.create_task(supervisor.run())
+    for _ in range(3):  # the supervisors are inside create_subprocess_exec now
+        await asyncio.sleep(0)
+    assert supervisor.children == {}
+    supervisor.request_stop()
+    async with asyncio.timeout(GUARD):  # well before the 60 s sleep or grace period ends
+        assert await running == 0
+    assert supervisor.children == {}
+
+
 def test_for_commands_needs_programs() -> None:
     with pytest.raises(ValueError, match="at least one program"):
         ProcessLauncher.for_commands([], graceful_shutdown_timeout=1)

@@ -48,6 +48,9 @@ UPDATE_RESOURCES_INTERVAL = 60.0
 """Seconds between two reports of the host's resources (nova's ``update_resources_interval``)."""
 SYNC_POWER_STATE_INTERVAL = 60.0
 """Seconds between two power-state checks (nova's ``sync_power_state_interval``)."""
+INTERRUPTED_UNDO_TIMEOUT = 5.0
+"""Seconds a stopping service spends undoing a build it cut off (well inside the launcher's
+margin past ``graceful_shutdown_timeout``); a redelivery finishes what is left."""
 
 
 class _Clients(typing.NamedTuple):
@@ -202,10 +205,15 @@ class ComputeManager(CloudManager):
             row = await self._instance_row(server_id)
             if row is not None and row["power_state"] == PowerState.NOSTATE:
                 LOG.warning("Server %s was left half-built here; building it again", server_id)
-                await self._remove(context, _instance(row))
+                await self._remove(context, _instance(row), keep_claim=True)
             elif row is not None:
                 LOG.info("Server %s is already built here (a redelivered request)", server_id)
-                await self._report_built(context, _instance(row))
+                # ACTIVE already is fine (the first report got through); anything else (deleted
+                # while this host was down, or given up as ERROR) leaves nothing to keep.
+                built = _instance(row)
+                if not await self._report_built(context, built, already=(ServerStatus.ACTIVE,)):
+                    LOG.info("Server %s is gone or given up; removing it", server_id)
+                    await self._remove(context, built)
                 return
             self.notifier.info(context, "compute.instance.create.start", payload)
             network: NetworkInfo | None = None
@@ -213,7 +221,7 @@ class ComputeManager(CloudManager):
                 network = await self._build(context, instance)
             except asyncio.CancelledError:
                 LOG.warning("Building server %s was interrupted; undoing it", server_id)
-                await asyncio.shield(self._undo_build(context, instance))
+                await asyncio.shield(self._undo_interrupted_build(context, instance))
                 raise
             except Exception as exc:
                 LOG.exception("Building server %s failed", server_id)
@@ -235,17 +243,43 @@ class ComputeManager(CloudManager):
                 context, "compute.instance.create.end", {**payload, "address": address}
             )
 
-    async def _report_built(self, context: RequestContext, instance: Instance) -> bool:
-        """Report a built server ACTIVE; False if it is no longer BUILDING (deleted, say)."""
+    async def _report_built(
+        self,
+        context: RequestContext,
+        instance: Instance,
+        *,
+        already: tuple[ServerStatus, ...] = (),
+    ) -> bool:
+        """Report a built server ACTIVE; False if it is no longer BUILDING (or in ``already``)."""
         active = ServerChanges(
             status=ServerStatus.ACTIVE,
             host=self.host,
             power_state=PowerState.RUNNING,
             address=instance.network.address if instance.network is not None else None,
             launched=True,
-            expected_status=(ServerStatus.BUILDING,),
+            expected_status=(ServerStatus.BUILDING, *already),
         )
         return await self._report(context, instance.server_id, active)
+
+    async def _undo_interrupted_build(self, context: RequestContext, spec: InstanceSpec) -> None:
+        """Undo a build a stopping service cut off, keeping the claim: it will be built again.
+
+        The record goes back to NOSTATE first, so whatever the bounded undo does not finish
+        (the other services may be stopping too) is finished by the redelivered request.
+        """
+        row = await self._instance_row(spec.server_id)
+        if row is None:
+            return
+        await self._set_instance(spec.server_id, power_state=PowerState.NOSTATE)
+        try:
+            async with asyncio.timeout(INTERRUPTED_UNDO_TIMEOUT):
+                await self._remove(context, _instance(row), keep_claim=True)
+        except TimeoutError:
+            LOG.warning(
+                "Undoing server %s took over %g s; its redelivered request finishes it",
+                spec.server_id,
+                INTERRUPTED_UNDO_TIMEOUT,
+            )
 
     async def _undo_build(self, context: RequestContext, spec: InstanceSpec) -> None:
         """Remove what a build that did not finish left (its record knows the address)."""
@@ -279,8 +313,14 @@ class ComputeManager(CloudManager):
         await self._set_instance(spec.server_id, power_state=PowerState.RUNNING)
         return network
 
-    async def _remove(self, context: RequestContext, instance: Instance) -> None:
-        """Undo a server on this host, each step best effort: guest, address, records, claim."""
+    async def _remove(
+        self, context: RequestContext, instance: Instance, *, keep_claim: bool = False
+    ) -> None:
+        """Undo a server on this host, each step best effort: guest, address, records, claim.
+
+        ``keep_claim`` keeps the scheduler's claim of the host's resources, for a server that
+        will be built here again (its request goes back to this host's queue).
+        """
         rpc = self._rpc()
         server_id = instance.server_id
         steps: tuple[tuple[str, Callable[[], Awaitable[None]]], ...] = (
@@ -290,7 +330,16 @@ class ComputeManager(CloudManager):
                 lambda: rpc.network.deallocate_for_instance(context, server_id),
             ),
             ("forgetting the instance", lambda: self._forget_instance(server_id)),
-            ("releasing its claim", lambda: rpc.scheduler.release_allocation(context, server_id)),
+            *(
+                ()
+                if keep_claim
+                else (
+                    (
+                        "releasing its claim",
+                        lambda: rpc.scheduler.release_allocation(context, server_id),
+                    ),
+                )
+            ),
             (
                 "reporting the host's resources",
                 lambda: self.resource_tracker.update(self._driver()),

@@ -31,7 +31,6 @@ from pocketcloud.errors import (
     NetworkConflict,
     NetworkNotFound,
     NetworkSetupFailed,
-    describe_fault,
 )
 from pocketcloud.manager import CloudManager, ManagerOptions
 from pocketcloud.network import ipam
@@ -131,8 +130,8 @@ class NetworkManager(CloudManager):
             async with self.db.session() as session:
                 await session.execute(sa.delete(networks).where(networks.c.id == record.id))
             raise NetworkSetupFailed(
-                f"the {self.kind} network {name!r} could not be built on host {self.host}: "
-                f"{describe_fault(exc)}"
+                f"the {self.kind} network {name!r} could not be built on host {self.host} "
+                f"({type(exc).__name__}; the network service's log says why); it was not created"
             ) from exc
         LOG.info("Created %s network %s (%s) on bridge %s", self.kind, name, cidr, bridge)
         return wire(record)

@@ -197,23 +197,28 @@ class RPCServer:
                 return
             self._seen.append(request.unique_id)
         try:
-            await self._run(request, address, incoming)
+            result, failure = await self._dispatch(request, replying=address is not None)
         except asyncio.CancelledError:
-            # Cut off by a stop: the message goes back to the queue, and must run when it is
-            # delivered again, here or elsewhere, rather than be taken for a duplicate.
+            # Cut off by a stop before the method finished: the message goes back to the queue
+            # and must run when it is delivered again, here or elsewhere, rather than be taken
+            # for a duplicate. (Cut off later, while replying, it ran: it is not run again.)
             if request.unique_id is not None:
                 with contextlib.suppress(ValueError):
                     self._seen.remove(request.unique_id)
             raise
+        if address is not None:
+            await self._reply(address, result=result, failure=failure, method=request.method)
+        await incoming.ack()
 
-    async def _run(
-        self, request: wire.Request, address: tuple[str, str] | None, incoming: IncomingMessage
-    ) -> None:
+    async def _dispatch(
+        self, request: wire.Request, *, replying: bool
+    ) -> tuple[object, str | None]:
+        """Run the request's method; return its result, or its serialized failure."""
         result: object = None
         failure: str | None = None
         started = time.perf_counter()
         try:
-            with self._span(request, replying=address is not None):
+            with self._span(request, replying=replying):
                 result = await self.dispatcher.dispatch(request)
             self.handled += 1
         except RPCDispatchError as exc:
@@ -225,9 +230,7 @@ class RPCServer:
             LOG.info("%s raised %s: %s", request.method, type(exc).__name__, exc, exc_info=True)
             failure = wire.serialize_failure(exc)
         self._record(request.method, time.perf_counter() - started, failed=failure is not None)
-        if address is not None:
-            await self._reply(address, result=result, failure=failure, method=request.method)
-        await incoming.ack()
+        return result, failure
 
     def _span(self, request: wire.Request, *, replying: bool) -> typing.ContextManager[object]:
         if not is_tracing_enabled():

@@ -179,6 +179,7 @@ async def test_a_build_cut_off_by_a_stopping_service_is_undone_and_built_again_o
     # the server afresh, on the same host (the message went back to that host's queue).
     assert await spawns.wait_entered(2) == host
     assert (await client.get(f"/v1/servers/{server['id']}")).json()["status"] == "BUILDING"
+    assert await _allocations(cloud) == [server["id"]]  # the claim stays for the rebuild
     spawns.gate.set()
     active = await wait_for_status(client, server["id"], "ACTIVE")
     assert active["host"] == host
@@ -186,6 +187,7 @@ async def test_a_build_cut_off_by_a_stopping_service_is_undone_and_built_again_o
     assert [(ip["server_id"], ip["address"]) for ip in fixed] == [(server["id"], active["address"])]
     compute, driver = _compute(cloud, host)
     assert list(driver.instances) == [server["id"]]
+    assert await _allocations(cloud) == [server["id"]]
     events = [sent.event_type for sent in compute.notifier.sent]
     assert events == [
         "compute.instance.create.start",
@@ -236,3 +238,29 @@ async def test_a_half_built_server_left_by_a_killed_process_is_built_again(
     assert (await client.get(f"/v1/servers/{server['id']}")).json()["status"] == "ACTIVE"
     assert list(driver.instances) == [server["id"]]
     assert len(spawns.entered) == 2
+    assert await _allocations(cloud) == [server["id"]]
+
+
+async def test_a_request_delivered_again_for_a_server_deleted_meanwhile_removes_the_guest(
+    cloud: AllInOne, client: httpx.AsyncClient
+) -> None:
+    # The host went down after building but before its report; meanwhile the server was given
+    # up (ERROR by the build timeout, or deleted). The redelivered request must not keep a guest.
+    spawns = _GatedSpawns(cloud)
+    server = await boot(client)
+    host = await spawns.wait_entered(1)
+    spawns.gate.set()
+    await wait_for_status(client, server["id"], "ACTIVE")
+    await cloud.api.update_server(
+        steward.get_admin_context(),
+        server["id"],
+        ServerChanges(
+            status=ServerStatus.ERROR, fault="gave up", expected_status=(ServerStatus.ACTIVE,)
+        ),
+    )
+    compute, driver = _compute(cloud, host)
+    spec = InstanceSpec(server_id=server["id"], name="vm", ram_mb=512, disk_gb=0)
+    await compute.build_and_run_instance(steward.get_admin_context(), spec)
+    assert driver.instances == {}
+    assert await _allocations(cloud) == []
+    assert (await client.get(f"/v1/servers/{server['id']}")).json()["status"] == "ERROR"
