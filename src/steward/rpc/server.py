@@ -11,7 +11,8 @@ handled (malformed), requeued when the server stops mid-request. Bad input never
 server: it logs one line, answers the caller with a precise error when the message names a reply
 address, and goes on. Redelivered duplicates are recognised by ``_unique_id`` (the last ids seen
 by this server, as oslo) and acknowledged without running twice; a request cut off by a stop is
-not one of them: it runs again when it comes back.
+not one of them: it runs again when it comes back. A copy arriving while the original still runs
+(a broker redelivering after a lost connection) is held, and settled as the original ends.
 """
 
 from __future__ import annotations
@@ -108,6 +109,8 @@ class RPCServer:
         self._seen: collections.deque[str] = collections.deque(
             maxlen=max(_MIN_SEEN_IDS, 2 * self.prefetch)
         )
+        # The _unique_id of each request being run now -> whether it ran (False: cut off).
+        self._running: dict[str, asyncio.Future[bool]] = {}
         self.handled = 0
         self.failed = 0
         self.method_stats: dict[str, MethodStats] = {}
@@ -190,25 +193,53 @@ class RPCServer:
                 await self._reply(address, failure=wire.serialize_failure(exc))
             await incoming.reject()
             return
-        if request.unique_id is not None:
-            if request.unique_id in self._seen:
-                LOG.info("Ignoring duplicate message %s (%s)", request.unique_id, request.method)
-                await incoming.ack()
+        unique_id = request.unique_id
+        ran: asyncio.Future[bool] | None = None
+        if unique_id is not None:
+            if await self._settled_as_duplicate(unique_id, request.method, incoming):
                 return
-            self._seen.append(request.unique_id)
+            self._seen.append(unique_id)
+            ran = self._running[unique_id] = asyncio.get_running_loop().create_future()
+        completed = False
         try:
             result, failure = await self._dispatch(request, replying=address is not None)
+            completed = True
         except asyncio.CancelledError:
             # Cut off by a stop before the method finished: the message goes back to the queue
             # and must run when it is delivered again, here or elsewhere, rather than be taken
             # for a duplicate. (Cut off later, while replying, it ran: it is not run again.)
-            if request.unique_id is not None:
+            if unique_id is not None:
                 with contextlib.suppress(ValueError):
-                    self._seen.remove(request.unique_id)
+                    self._seen.remove(unique_id)
             raise
+        finally:
+            if unique_id is not None and ran is not None:
+                del self._running[unique_id]
+                ran.set_result(completed)
         if address is not None:
             await self._reply(address, result=result, failure=failure, method=request.method)
         await incoming.ack()
+
+    async def _settled_as_duplicate(
+        self, unique_id: str, method: str, incoming: IncomingMessage
+    ) -> bool:
+        """Settle ``incoming`` if it repeats a request this server ran or runs; say if it did."""
+        original = self._running.get(unique_id)
+        if original is not None:
+            # Delivered again while this server still runs it (the broker gave it back after a
+            # lost connection, whose acknowledgement is lost with it): settle this copy as the
+            # original ends, so that a stop cutting the original off loses neither.
+            LOG.info("Message %s (%s) is being handled; holding its copy", unique_id, method)
+            if await asyncio.shield(original):
+                await incoming.ack()
+            else:
+                await incoming.requeue()
+            return True
+        if unique_id in self._seen:
+            LOG.info("Ignoring duplicate message %s (%s)", unique_id, method)
+            await incoming.ack()
+            return True
+        return False
 
     async def _dispatch(
         self, request: wire.Request, *, replying: bool

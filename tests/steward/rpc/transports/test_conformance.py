@@ -392,6 +392,29 @@ async def test_duplicate_messages_are_handled_once(
     assert endpoint.casts.empty()
 
 
+async def test_a_copy_of_a_request_still_running_is_held_until_the_original_ends(
+    serve: Serve, transport: Transport, topic: str, client: RPCClient, context: RequestContext
+) -> None:
+    # A broker gives a request back after a lost connection while this server still runs it.
+    # Acknowledging the copy at once would lose the request if a stop then cut the original off.
+    server, endpoint = await serve()
+    body = wire.encode(wire.request("wait_for_release", {}, {}))
+    await transport.send(Target(topic), body)
+    async with asyncio.timeout(GUARD):
+        await endpoint.entered.wait()
+    await transport.send(Target(topic), body)
+    async with asyncio.timeout(GUARD):
+        while server.in_flight < 2:  # noqa: ASYNC110 - the copy arrives through the broker
+            await asyncio.sleep(0.01)
+    assert endpoint.waiting == 1  # held, not run
+    endpoint.release.set()
+    async with asyncio.timeout(GUARD):
+        while server.in_flight:  # noqa: ASYNC110 - both settle once the original ends
+            await asyncio.sleep(0.01)
+    await client.call(context, "echo")
+    assert endpoint.waiting == 1  # run once
+
+
 async def test_unfinished_requests_return_to_the_queue_when_a_server_stops(
     serve: Serve, client: RPCClient, context: RequestContext
 ) -> None:
