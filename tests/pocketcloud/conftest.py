@@ -10,13 +10,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
-from tests.pocketcloud.flows import DEADLINE, CloudFactory, client_for, make_cloud_settings
+from tests.pocketcloud.flows import (
+    DEADLINE,
+    CloudFactory,
+    client_for,
+    make_cloud_settings,
+    make_steward_settings,
+)
 
 import steward
 from pocketcloud.allinone import AllInOne
@@ -36,16 +41,7 @@ def _isolated_cloud_settings(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def steward_settings(tmp_path: Path) -> steward.Settings:
     """steward's settings for one test: its own broker and database; no periodic loop."""
-    settings = steward.load_settings(
-        overrides={
-            "transport_url": f"memory://{uuid.uuid4().hex}",
-            "database_url": f"sqlite+aiosqlite:///{tmp_path / 'pocketcloud.db'}",
-            "periodic_enable": False,
-            "notification_driver": "test",
-            "rpc_response_timeout": DEADLINE,
-            "graceful_shutdown_timeout": 5,
-        }
-    )
+    settings = make_steward_settings(tmp_path)
     set_settings(settings)
     return settings
 
@@ -58,14 +54,17 @@ def cloud_factory(
 
     @contextlib.asynccontextmanager
     async def make(
-        *, compute_hosts: tuple[str, ...] = ("compute1", "compute2"), **overrides: object
+        *,
+        compute_hosts: tuple[str, ...] = ("compute1", "compute2"),
+        serve_rest: bool = False,
+        **overrides: object,
     ) -> AsyncIterator[AllInOne]:
         cloud = AllInOne(
             make_cloud_settings(tmp_path, **overrides),
             settings=steward_settings,
             compute_hosts=compute_hosts,
             clock=fake_clock,
-            serve_rest=False,
+            serve_rest=serve_rest,
         )
         async with cloud:
             yield cloud

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+import steward
 from pocketcloud.allinone import AllInOne
 from pocketcloud.config import CloudSettings, load_cloud_settings
 
@@ -21,6 +23,20 @@ DEADLINE = 20.0
 
 CloudFactory = Callable[..., contextlib.AbstractAsyncContextManager[AllInOne]]
 """The ``cloud_factory`` fixture: ``make(**settings)`` gives a running cloud to ``async with``."""
+
+
+def make_steward_settings(data_dir: Path) -> steward.Settings:
+    """Return steward's settings for one test cloud: its own broker, a database in ``data_dir``."""
+    return steward.load_settings(
+        overrides={
+            "transport_url": f"memory://{uuid.uuid4().hex}",
+            "database_url": f"sqlite+aiosqlite:///{data_dir / 'pocketcloud.db'}",
+            "periodic_enable": False,
+            "notification_driver": "test",
+            "rpc_response_timeout": DEADLINE,
+            "graceful_shutdown_timeout": 5,
+        }
+    )
 
 
 def make_cloud_settings(tmp_path: Path, **overrides: object) -> CloudSettings:

@@ -6,43 +6,28 @@ import http.server
 import socket
 import threading
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 import pytest
 import typer
-from tests.pocketcloud.flows import DEADLINE, make_cloud_settings
+from tests.pocketcloud.flows import DEADLINE, CloudFactory
 from typer.testing import CliRunner, Result
 
-import steward
 from pocketcloud import commands
 from pocketcloud.allinone import AllInOne
 from pocketcloud.cli import app
 from pocketcloud.client import ApiError, CloudClient, UnexpectedResponse
-from steward.testing import FakeClock
 
 MISSING = "00000000-0000-0000-0000-000000000000"
 
 
 @pytest.fixture
-async def served(
-    tmp_path: Path, steward_settings: steward.Settings, fake_clock: FakeClock
-) -> AsyncIterator[AllInOne]:
+async def served(cloud_factory: CloudFactory) -> AsyncIterator[AllInOne]:
     """A running cloud serving its REST API on a free loopback port."""
-    cloud = AllInOne(
-        make_cloud_settings(tmp_path),
-        settings=steward_settings,
-        compute_hosts=("compute1", "compute2"),
-        clock=fake_clock,
-        serve_rest=True,
-    )
-    async with cloud:
+    async with cloud_factory(serve_rest=True) as cloud:
         yield cloud
-        # As cloud_factory: heartbeats finish before the services stop (see conftest).
-        async with asyncio.timeout(DEADLINE):
-            await fake_clock.wait_for_sleepers(len(cloud.services))
 
 
 async def _run(url: str, *arguments: str) -> Result:

@@ -21,7 +21,6 @@ import asyncio
 import os
 import threading
 import typing
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,9 +29,14 @@ import hypothesis
 import pytest
 import schemathesis
 from schemathesis.specs.openapi.checks import positive_data_acceptance
-from tests.pocketcloud.flows import DEADLINE, boot, make_cloud_settings, wait_for_status
+from tests.pocketcloud.flows import (
+    DEADLINE,
+    boot,
+    make_cloud_settings,
+    make_steward_settings,
+    wait_for_status,
+)
 
-import steward
 from pocketcloud import config as cloud_config
 from pocketcloud.allinone import AllInOne
 from pocketcloud.api.app import create_app
@@ -96,17 +100,8 @@ class _CloudThread:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         clock = FakeClock(start=1000.0)
-        # The steward_settings fixture's settings, which are function-scoped.
-        settings = steward.load_settings(
-            overrides={
-                "transport_url": f"memory://{uuid.uuid4().hex}",
-                "database_url": f"sqlite+aiosqlite:///{self.data / 'pocketcloud.db'}",
-                "periodic_enable": False,
-                "notification_driver": "test",
-                "rpc_response_timeout": DEADLINE,
-                "graceful_shutdown_timeout": 5,
-            }
-        )
+        # The steward_settings fixture's settings (that fixture is function-scoped).
+        settings = make_steward_settings(self.data)
         # The notifier and the RPC servers read the process's settings as they start.
         config.set_settings(settings)
         # Hosts with room for every server the property run boots (up to 64 GiB each), so that
