@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import statistics
 import threading
 import time
@@ -39,6 +40,7 @@ __all__ = [
     "AsyncPeer",
     "Counts",
     "Figures",
+    "RawServer",
     "ThreadedPeer",
     "measure_async",
     "measure_threaded",
@@ -102,6 +104,33 @@ QUICK_COUNTS = Counts(
     big_chars=64 << 10,
 )
 """A smoke run's: every code path, figures that mean little."""
+
+
+class RawServer:
+    """What the raw peers' servers do with a message, whatever carries it.
+
+    ``echo`` returns its body, ``stats`` the count of casts and the monotonic time of the last
+    one (JSON), ``reset`` zeroes them; a ``cast`` is counted and gets no answer.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.last = 0.0
+
+    def answer(self, kind: str, body: bytes) -> bytes | None:
+        """Return the reply to a ``kind`` message carrying ``body`` (None for a cast)."""
+        if kind == "cast":
+            self.count += 1
+            self.last = time.monotonic()
+            return None
+        if kind == "echo":
+            return body
+        if kind == "stats":
+            return json.dumps([self.count, self.last]).encode()
+        if kind == "reset":
+            self.count, self.last = 0, 0.0
+            return b""
+        raise ValueError(f"unknown operation {kind!r}")
 
 
 class AsyncPeer(typing.Protocol):

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import time
 import urllib.parse
 from collections.abc import AsyncIterator
 
@@ -21,7 +20,7 @@ import nats
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from benchmarks._rpc.measure import AsyncPeer, Counts
+from benchmarks._rpc.measure import AsyncPeer, Counts, RawServer
 
 __all__ = ["RawNatsPeer", "connected", "serving"]
 
@@ -36,28 +35,13 @@ def _split(url: str, topic: str) -> tuple[str, str]:
     return f"{parts.scheme}://{parts.netloc}", f"{namespace}.{topic}"
 
 
-class _Server:
-    """Answers ``echo``, ``stats`` and ``reset``; counts ``cast``."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.last = 0.0
+class _Server(RawServer):
+    """A :class:`RawServer` on NATS: the operation is the last token of the subject."""
 
     async def on_message(self, msg: Msg) -> None:
-        kind = msg.subject.rsplit(".", 1)[-1]
-        if kind == "cast":
-            self.count += 1
-            self.last = time.monotonic()
-            return
-        if kind == "echo":
-            body = msg.data
-        elif kind == "stats":
-            body = json.dumps([self.count, self.last]).encode()
-        elif kind == "reset":
-            self.count, self.last, body = 0, 0.0, b""
-        else:
-            raise ValueError(f"unknown operation {kind!r}")
-        await msg.respond(body)
+        body = self.answer(msg.subject.rsplit(".", 1)[-1], msg.data)
+        if body is not None:
+            await msg.respond(body)
 
 
 @contextlib.asynccontextmanager

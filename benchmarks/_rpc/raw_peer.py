@@ -21,13 +21,12 @@ import asyncio
 import contextlib
 import itertools
 import json
-import time
 from collections.abc import AsyncIterator
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
-from benchmarks._rpc.measure import AsyncPeer, Counts
+from benchmarks._rpc.measure import AsyncPeer, Counts, RawServer
 
 __all__ = ["RawPeer", "connected", "serving"]
 
@@ -37,14 +36,13 @@ _TIMEOUT = 60.0
 _PREFETCH = 64  # steward's default (executor_thread_pool_size)
 
 
-class _Server:
+class _Server(RawServer):
     """Answers ``echo``, ``stats`` and ``reset``; counts ``cast``; acknowledges if asked."""
 
     def __init__(self, channel: AbstractChannel, *, guarantees: bool) -> None:
+        super().__init__()
         self._exchange = channel.default_exchange
         self._guarantees = guarantees
-        self.count = 0
-        self.last = 0.0
 
     async def on_message(self, message: AbstractIncomingMessage) -> None:
         await self._handle(message)
@@ -52,20 +50,8 @@ class _Server:
             await message.ack()
 
     async def _handle(self, message: AbstractIncomingMessage) -> None:
-        kind = message.type
-        if kind == "cast":
-            self.count += 1
-            self.last = time.monotonic()
-            return
-        if kind == "echo":
-            body = message.body
-        elif kind == "stats":
-            body = json.dumps([self.count, self.last]).encode()
-        elif kind == "reset":
-            self.count, self.last, body = 0, 0.0, b""
-        else:
-            raise ValueError(f"unknown operation {kind!r}")
-        if message.reply_to:
+        body = self.answer(message.type or "", message.body)
+        if body is not None and message.reply_to:
             reply = aio_pika.Message(
                 body, correlation_id=message.correlation_id, delivery_mode=_mode(self._guarantees)
             )
