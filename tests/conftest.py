@@ -124,16 +124,34 @@ def rabbitmqctl() -> RabbitCtl:
     return _rabbitmqctl
 
 
+@contextlib.contextmanager
+def _rabbit_vhost(vhost: str) -> Iterator[str]:
+    """Create ``vhost`` with guest's permissions; yield its URL; delete it afterwards."""
+    _rabbitmqctl("add_vhost", vhost)
+    try:
+        _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+    finally:
+        _rabbitmqctl("delete_vhost", vhost)
+
+
 @pytest.fixture(scope="session")
 def rabbit_url() -> Iterator[str]:
     """The test session's RabbitMQ URL (guest on 127.0.0.1), its vhost created for it."""
     url = os.environ[RABBIT_URL_VARIABLE]
-    vhost = url.rsplit("/", 1)[1]
     _delete_orphan_vhosts()
-    _rabbitmqctl("add_vhost", vhost)
-    _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-    yield url
-    _rabbitmqctl("delete_vhost", vhost)
+    with _rabbit_vhost(url.rsplit("/", 1)[1]):
+        yield url
+
+
+@pytest.fixture
+def fresh_rabbit_url() -> Iterator[str]:
+    """A RabbitMQ vhost of the test's own, for a test that leaves queues behind (killed services).
+
+    Named as the session's vhosts are, so that one left by a killed test run is deleted too.
+    """
+    with _rabbit_vhost(f"steward-test-{os.getpid()}-{uuid.uuid4().hex[:6]}") as url:
+        yield url
 
 
 # NATS for the integration tests: the machine's server, in a namespace of this test session's own

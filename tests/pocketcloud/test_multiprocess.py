@@ -15,7 +15,6 @@ import os
 import signal
 import socket
 import sys
-import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -34,16 +33,6 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-@pytest.fixture
-def rabbit_vhost_url(rabbitmqctl: Callable[..., str]) -> Any:
-    """A RabbitMQ vhost of this test's own (killed services leave queues behind)."""
-    vhost = f"steward-test-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-    rabbitmqctl("add_vhost", vhost)
-    rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-    yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
-    rabbitmqctl("delete_vhost", vhost)
 
 
 class Processes:
@@ -96,11 +85,11 @@ class Processes:
 
 @pytest.fixture
 async def processes(
-    tmp_path: Path, rabbit_vhost_url: str, postgres_url: str
+    tmp_path: Path, fresh_rabbit_url: str, postgres_url: str
 ) -> AsyncIterator[Processes]:
     """The environment for pocketcloud's processes; the schema is upgraded by the CLI first."""
     environment = {
-        "STEWARD_TRANSPORT_URL": rabbit_vhost_url,
+        "STEWARD_TRANSPORT_URL": fresh_rabbit_url,
         "STEWARD_DATABASE_URL": postgres_url,
         "STEWARD_REPORT_INTERVAL": str(REPORT_INTERVAL),
         "STEWARD_SERVICE_DOWN_TIME": str(SERVICE_DOWN_TIME),
@@ -276,7 +265,7 @@ async def test_a_compute_stopped_mid_boot_finishes_the_boot_when_it_comes_back(
 
 
 async def test_pocketcloud_up_runs_one_process_per_service_on_rabbitmq_and_postgresql(
-    tmp_path: Path, rabbit_vhost_url: str, postgres_url: str
+    tmp_path: Path, fresh_rabbit_url: str, postgres_url: str
 ) -> None:
     up = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -290,7 +279,7 @@ async def test_pocketcloud_up_runs_one_process_per_service_on_rabbitmq_and_postg
         "--data-dir",
         str(tmp_path / "data"),
         "--transport-url",
-        rabbit_vhost_url,
+        fresh_rabbit_url,
         "--database-url",
         postgres_url,
         env={**os.environ, "COLUMNS": "200"},
