@@ -23,6 +23,8 @@ import typing
 import uuid
 from collections.abc import Iterator
 
+from steward.redact import shorten
+
 __all__ = [
     "RequestContext",
     "RequestContextFilter",
@@ -231,5 +233,6 @@ class RequestContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         """Annotate ``record``; never drops it."""
         context = _current.get()
-        record.request_id = context.request_id if context is not None else "-"
+        # A request id comes with the request, from whoever sent it: a prefix of it at most.
+        record.request_id = shorten(str(context.request_id)) if context is not None else "-"
         return True

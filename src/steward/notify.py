@@ -36,6 +36,7 @@ from collections.abc import Mapping, Sequence
 from steward.clock import Clock, SystemClock
 from steward.context import RequestContext
 from steward.errors import MalformedMessage
+from steward.redact import shorten
 
 if typing.TYPE_CHECKING:
     from steward.rpc.serializer import Serializer
@@ -405,7 +406,9 @@ class NotificationListener:
                 if asyncio.iscoroutine(result):
                     result = await result
             except Exception:
-                LOG.exception("Notification endpoint %r failed on %s", endpoint, event_type)
+                LOG.exception(
+                    "Notification endpoint %r failed on %r", endpoint, shorten(event_type)
+                )
                 continue
             requeue = requeue or result == REQUEUE
         await (incoming.requeue() if requeue else incoming.ack())

@@ -28,6 +28,7 @@ from steward.errors import (
     MessagingTimeout,
     RPCVersionCapError,
 )
+from steward.redact import shorten
 from steward.rpc import wire
 from steward.rpc.serializer import Serializer
 from steward.rpc.target import Target, parse_version, version_is_compatible
@@ -68,12 +69,19 @@ class _ReplyWaiter:
             return
         if reply.unique_id is not None:
             if reply.unique_id in self._seen:
-                LOG.info("Ignoring duplicate reply %s to %s", reply.unique_id, reply.msg_id)
+                LOG.info(
+                    "Ignoring duplicate reply %r to %r",
+                    shorten(reply.unique_id),
+                    shorten(reply.msg_id),
+                )
                 return
             self._seen.append(reply.unique_id)
         future = self.pending.get(reply.msg_id)
         if future is None or future.done():
-            LOG.info("No call waits for a reply to message %s (late reply); dropped", reply.msg_id)
+            LOG.info(
+                "No call waits for a reply to message %r (late reply); dropped",
+                shorten(reply.msg_id),
+            )
             return
         if reply.ending or reply.result is not None or reply.failure is not None:
             future.set_result(reply)
@@ -251,6 +259,7 @@ class RPCClient:
     def _span(self, method: str, operation: str, kind: SpanKind) -> typing.ContextManager[object]:
         if not is_tracing_enabled():  # no name or attributes to build on the hot path
             return contextlib.nullcontext()
+        method = shorten(method)
         attributes = {
             "rpc.system": "steward",
             "rpc.method": method,

@@ -30,6 +30,7 @@ import pydantic
 
 from steward.context import bind
 from steward.errors import InvalidArguments, NoSuchMethod, UnsupportedVersion
+from steward.redact import shorten
 from steward.rpc.serializer import Serializer
 from steward.rpc.target import Target, version_is_compatible
 from steward.rpc.wire import Request
@@ -95,9 +96,10 @@ class Dispatcher:
                 continue
             fn = getattr(endpoint, method)
             return _build_method(method, fn)
+        # The names come from the caller: the failure carries (and logs) no more than a prefix.
         if compatible:
-            raise NoSuchMethod(method)
-        raise UnsupportedVersion(version, method)
+            raise NoSuchMethod(shorten(method))
+        raise UnsupportedVersion(shorten(version), shorten(method))
 
     async def dispatch(self, request: Request) -> object:
         """Run the request's method and return its serialized result.

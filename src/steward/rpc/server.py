@@ -35,8 +35,11 @@ from steward.errors import (
     InvalidTarget,
     MalformedMessage,
     MessageTooLarge,
+    NoSuchMethod,
     RPCDispatchError,
+    UnsupportedVersion,
 )
+from steward.redact import shorten
 from steward.rpc import wire
 from steward.rpc.dispatcher import Dispatcher
 from steward.rpc.serializer import Serializer
@@ -44,15 +47,20 @@ from steward.rpc.target import Target
 from steward.rpc.transports.base import IncomingMessage, Listener, Transport
 from steward.tracing import TRACE_CONTEXT_KEYS, is_tracing_enabled, span
 
-__all__ = ["LATENCY_BUCKETS", "MethodStats", "RPCServer"]
+__all__ = ["LATENCY_BUCKETS", "UNKNOWN_METHOD", "MethodStats", "RPCServer"]
 
 LOG = logging.getLogger(__name__)
 
 # How many recent _unique_id values to remember for duplicate detection. oslo keeps 16; a server
 # holding up to `prefetch` messages at once needs at least that many to catch a redelivery.
 _MIN_SEEN_IDS = 16
-# Method names come from callers; unknown ones must not grow the stats without bound.
-_MAX_METHODS_TRACKED = 256
+
+UNKNOWN_METHOD = "<unknown>"
+"""The one statistics series of every request whose method did not resolve to an endpoint's.
+
+Method names come from callers: only the methods the endpoints define (a fixed set) get a series
+of their own, so no name a message carries can grow the statistics, the report or ``/metrics``.
+"""
 
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -182,6 +190,11 @@ class RPCServer:
             inner = wire.decode(incoming.body)
         except MalformedMessage as exc:
             LOG.warning("Rejecting a malformed message (%d bytes): %s", len(incoming.body), exc)
+            # Even a message steward cannot read may say where its caller waits (a wrong
+            # envelope version, say): answer that caller now rather than let it time out.
+            address = wire.salvage_reply_address(incoming.body)
+            if address is not None:
+                await self._reply(address, failure=wire.serialize_failure(exc))
             await incoming.reject()
             return
         address = wire.reply_address(inner)
@@ -229,14 +242,18 @@ class RPCServer:
             # Delivered again while this server still runs it (the broker gave it back after a
             # lost connection, whose acknowledgement is lost with it): settle this copy as the
             # original ends, so that a stop cutting the original off loses neither.
-            LOG.info("Message %s (%s) is being handled; holding its copy", unique_id, method)
+            LOG.info(
+                "Message %r (%r) is being handled; holding its copy",
+                shorten(unique_id),
+                shorten(method),
+            )
             if await asyncio.shield(original):
                 await incoming.ack()
             else:
                 await incoming.requeue()
             return True
         if unique_id in self._seen:
-            LOG.info("Ignoring duplicate message %s (%s)", unique_id, method)
+            LOG.info("Ignoring duplicate message %r (%r)", shorten(unique_id), shorten(method))
             await incoming.ack()
             return True
         return False
@@ -247,11 +264,19 @@ class RPCServer:
         """Run the request's method; return its result, or its serialized failure."""
         result: object = None
         failure: str | None = None
+        # Past resolution (NoSuchMethod and UnsupportedVersion are raised before it), the name is
+        # one an endpoint defines: bounded, and safe to log and to key statistics by.
+        method = request.method
         started = time.perf_counter()
         try:
             with self._span(request, replying=replying):
                 result = await self.dispatcher.dispatch(request)
             self.handled += 1
+        except (NoSuchMethod, UnsupportedVersion) as exc:
+            self.failed += 1
+            method = UNKNOWN_METHOD
+            LOG.warning("Cannot dispatch %r: %s", shorten(request.method), exc)
+            failure = wire.serialize_failure(exc)
         except RPCDispatchError as exc:
             self.failed += 1
             LOG.warning("Cannot dispatch %s: %s", request.method, exc)
@@ -260,7 +285,7 @@ class RPCServer:
             self.failed += 1
             LOG.info("%s raised %s: %s", request.method, type(exc).__name__, exc, exc_info=True)
             failure = wire.serialize_failure(exc)
-        self._record(request.method, time.perf_counter() - started, failed=failure is not None)
+        self._record(method, time.perf_counter() - started, failed=failure is not None)
         return result, failure
 
     def _span(self, request: wire.Request, *, replying: bool) -> typing.ContextManager[object]:
@@ -269,12 +294,13 @@ class RPCServer:
             for key in TRACE_CONTEXT_KEYS:
                 request.context.pop(key, None)
             return contextlib.nullcontext()
+        method = shorten(request.method)  # the span starts before the method is resolved
         return span(
-            f"{self.target.topic}.{request.method} handle",
+            f"{self.target.topic}.{method} handle",
             kind=SpanKind.SERVER if replying else SpanKind.CONSUMER,
             attributes={
                 "rpc.system": "steward",
-                "rpc.method": request.method,
+                "rpc.method": method,
                 "messaging.destination.name": str(self.target.topic),
                 "steward.server": str(self.target.server),
             },
@@ -284,10 +310,7 @@ class RPCServer:
     def _record(self, method: str, seconds: float, *, failed: bool) -> None:
         stats = self.method_stats.get(method)
         if stats is None:
-            if len(self.method_stats) >= _MAX_METHODS_TRACKED:
-                method, stats = "<other>", self.method_stats.setdefault("<other>", MethodStats())
-            else:
-                stats = self.method_stats[method] = MethodStats()
+            stats = self.method_stats[method] = MethodStats()
         stats.calls += 1
         stats.failures += failed
         stats.total_seconds += seconds
@@ -319,7 +342,9 @@ class RPCServer:
         try:
             await self.transport.send_reply(reply_to, body)
         except Exception:
-            LOG.exception("Could not send the reply to message %s to %s", msg_id, reply_to)
+            LOG.exception(
+                "Could not send the reply to message %r to %r", shorten(msg_id), shorten(reply_to)
+            )
 
     def __repr__(self) -> str:
         return f"RPCServer({self.transport!r}, {self.target})"

@@ -12,19 +12,28 @@ import dataclasses
 import re
 
 from steward.errors import InvalidTarget
+from steward.redact import shorten
 
-__all__ = ["Target", "parse_version", "version_is_compatible"]
+__all__ = ["Target", "is_version", "parse_version", "version_is_compatible"]
 
-_VERSION = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)$")
+# At most nine digits a part: a version comes from the wire too, and int() of a long run of
+# digits is slow (and refused past 4300 digits).
+_VERSION = re.compile(r"^(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})$")
 # Topic and server names end up in routing keys, subjects and queue names.
 _NAME = re.compile(r"^[A-Za-z0-9_\-.:@]+$")
+
+
+def is_version(version: str) -> bool:
+    """Return whether ``version`` has the ``"MAJOR.MINOR"`` shape :func:`parse_version` reads."""
+    return _VERSION.match(version) is not None
 
 
 def parse_version(version: str) -> tuple[int, int]:
     """Return ``(major, minor)`` of ``"X.Y"``; raises :class:`InvalidTarget` otherwise."""
     match = _VERSION.match(version) if isinstance(version, str) else None
     if match is None:
-        raise InvalidTarget(f"a version must be 'MAJOR.MINOR' such as '1.0', got {version!r}")
+        shown = shorten(version) if isinstance(version, str) else version
+        raise InvalidTarget(f"a version must be 'MAJOR.MINOR' such as '1.0', got {shown!r}")
     return int(match.group(1)), int(match.group(2))
 
 

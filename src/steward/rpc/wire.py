@@ -30,6 +30,8 @@ from collections.abc import Iterable, Mapping
 import orjson
 
 from steward.errors import MalformedMessage, MessageTooLarge, RemoteError
+from steward.redact import shorten
+from steward.rpc.target import is_version
 
 __all__ = [
     "ENVELOPE_VERSION",
@@ -43,6 +45,7 @@ __all__ = [
     "parse_request",
     "reply",
     "request",
+    "salvage_reply_address",
     "serialize_failure",
 ]
 
@@ -102,7 +105,7 @@ def decode(body: bytes, *, max_size: int | None = None) -> JSONDict:
     version = outer[_VERSION_KEY]
     if version != ENVELOPE_VERSION:  # oslo accepts major 2, minor <= 0: "2.0" only
         raise MalformedMessage(
-            f"unsupported envelope version {version!r}; steward speaks {ENVELOPE_VERSION!r}"
+            f"unsupported envelope version {version!r:.80}; steward speaks {ENVELOPE_VERSION!r}"
         )
     message = outer[_MESSAGE_KEY]
     if not isinstance(message, str):
@@ -166,6 +169,22 @@ def reply_address(inner: Mapping[str, object]) -> tuple[str, str] | None:
     return None
 
 
+def salvage_reply_address(body: bytes) -> tuple[str, str] | None:
+    """Return ``(msg_id, reply_q)`` from a body :func:`decode` refused, if they can be read.
+
+    A body with an envelope version steward does not speak, or an envelope that is otherwise
+    off, may still name its caller's reply address; the server answers it with the error rather
+    than leave it to time out. Anything unreadable gives None.
+    """
+    try:
+        outer = orjson.loads(body)
+        if isinstance(outer, dict) and isinstance(outer.get(_MESSAGE_KEY), str):
+            outer = orjson.loads(outer[_MESSAGE_KEY])
+    except orjson.JSONDecodeError:
+        return None
+    return reply_address(outer) if isinstance(outer, dict) else None
+
+
 def parse_request(inner: JSONDict) -> Request:
     """Check and split a request's inner dict; raises :class:`MalformedMessage`."""
     method = inner.get("method")
@@ -175,12 +194,14 @@ def parse_request(inner: JSONDict) -> Request:
     if args is None:
         args = {}
     if not isinstance(args, dict):
-        raise MalformedMessage(f"'args' of {method!r} must be a JSON object, got {args!r:.80}")
+        raise MalformedMessage(
+            f"'args' of {shorten(method)!r} must be a JSON object, got {args!r:.80}"
+        )
     namespace = inner.get("namespace")
     if namespace is not None and not isinstance(namespace, str):
         raise MalformedMessage(f"'namespace' must be a string, got {namespace!r:.80}")
     version = inner.get("version") or "1.0"
-    if not isinstance(version, str):
+    if not isinstance(version, str) or not is_version(version):
         raise MalformedMessage(f"'version' must be a string such as '1.0', got {version!r:.80}")
     address = reply_address(inner)
     unique_id = inner.get("_unique_id")

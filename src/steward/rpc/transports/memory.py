@@ -23,6 +23,7 @@ import weakref
 
 from steward import config
 from steward.errors import MessageTooLarge, TransportClosed
+from steward.redact import shorten
 from steward.rpc.target import Target
 from steward.rpc.transports.base import IncomingMessage, MessageHandler, ReplyHandler
 from steward.rpc.wire import new_id
@@ -259,7 +260,7 @@ class MemoryTransport:
         self._check_size(body)
         handler = self._broker().reply_handlers.get(reply_to)
         if handler is None:
-            LOG.warning("Reply address %s is gone; dropping a reply", reply_to)
+            LOG.warning("Reply address %r is gone; dropping a reply", shorten(reply_to))
             return
         handler(body)
 

@@ -39,6 +39,7 @@ from pamqp.commands import Basic
 
 from steward import config
 from steward.errors import InvalidTransportURL, MessageTooLarge, MessagingError, TransportClosed
+from steward.redact import shorten
 from steward.rpc.transports._rabbit_connection import (
     CHANNEL_ERRORS,
     Connector,
@@ -219,8 +220,8 @@ class RabbitTransport:
 def _reply_returned(frame: Basic.Return) -> None:
     # oslo retries such a reply for 60 s, then drops it; its caller has gone (or timed out).
     LOG.warning(
-        "Reply to %s could not be delivered (%s %s): its caller is gone; dropped",
-        frame.routing_key,
+        "Reply to %r could not be delivered (%s %s): its caller is gone; dropped",
+        shorten(frame.routing_key or ""),
         frame.reply_code,
         frame.reply_text,
     )
