@@ -233,17 +233,27 @@ class RPCClient:
         seconds: float,
     ) -> wire.Reply:
         waiter = _waiter_for(self.transport)
-        reply_to = await waiter.address()
         msg_id = wire.new_id()
-        body = self._body(context, method, kwargs, msg_id=msg_id, reply_q=reply_to)
         future: asyncio.Future[wire.Reply] = asyncio.get_running_loop().create_future()
-        waiter.pending[msg_id] = future
+        sent = False
         try:
+            # The timeout covers everything the call waits for: connecting to the broker (the
+            # first use of a transport does), setting up the reply queue, sending, the reply.
             async with asyncio.timeout(seconds):
+                reply_to = await waiter.address()
+                body = self._body(context, method, kwargs, msg_id=msg_id, reply_q=reply_to)
+                waiter.pending[msg_id] = future
                 # The reply confirms the request, so the request needs no publisher confirm.
                 await self.transport.send(self.target, body, expiration=seconds, confirm=False)
+                sent = True
                 return await future
         except TimeoutError as exc:
+            if not sent:
+                raise MessagingTimeout(
+                    f"Timed out after {seconds:g} s calling {method!r} on {self.target.topic}: "
+                    f"the broker at {self.transport.url} could not be reached (is it running, "
+                    "and is the transport URL right?)"
+                ) from exc
             raise MessagingTimeout(
                 f"Timed out waiting for a reply to message ID {msg_id} "
                 f"({method!r} on {self.target.topic}, after {seconds:g} s)"

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -143,3 +144,25 @@ async def test_sync_facade_refuses_to_block_the_loop(transport: Transport) -> No
     facade = SyncRPCClient(RPCClient(transport, Target("who")))
     with pytest.raises(RuntimeError, match="cannot be used on the event loop's thread"):
         facade.cast(RequestContext(), "whoami")
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["amqp://guest:secret@127.0.0.1:1/", "nats://token-secret@127.0.0.1:1"],
+    ids=["amqp", "nats"],
+)
+async def test_a_call_times_out_when_the_broker_cannot_be_reached(url: str) -> None:
+    transport = get_transport(url)
+    try:
+        client = RPCClient(transport, Target("who"), timeout=0.5)
+        # A guard, not a measure: without the fix the call waits for ever for a connection.
+        async with asyncio.timeout(60):
+            with pytest.raises(MessagingTimeout) as raised:
+                await client.call(None, "whoami")
+    finally:
+        async with asyncio.timeout(60):
+            await transport.close()
+    message = str(raised.value)
+    assert "127.0.0.1:1" in message
+    assert "could not be reached" in message
+    assert "secret" not in message
