@@ -31,7 +31,7 @@ from rich.console import Console
 from rich.table import Table
 
 from steward.config import Settings, load_settings, set_settings
-from steward.errors import ConfigError
+from steward.errors import ConfigError, MessagingTimeout
 
 __all__ = ["app", "main"]
 
@@ -420,7 +420,17 @@ async def _send(
         client = RPCClient(transport, target, timeout=call_timeout)
         if wait_for_reply:
             return await client.call(get_admin_context(), method, **arguments)
-        await client.cast(get_admin_context(), method, **arguments)
+        # A cast waits for the broker to take it, for ever if the broker never answers: a
+        # command gives up after the timeout instead, naming the broker.
+        seconds = call_timeout or settings.rpc_response_timeout
+        try:
+            async with asyncio.timeout(seconds):
+                await client.cast(get_admin_context(), method, **arguments)
+        except TimeoutError as exc:
+            raise MessagingTimeout(
+                f"the broker at {transport.url} did not take the cast within {seconds:g} s "
+                "(is it running, and is the transport URL right?)"
+            ) from exc
         return None
     finally:
         await transport.close()
@@ -460,12 +470,18 @@ def cast(  # noqa: PLR0917 - typer maps each parameter to an option
     namespace: _Namespace = None,
     version: _Version = "1.0",
     fanout: typing.Annotated[bool, typer.Option("--fanout", help="Every server of TOPIC.")] = False,
+    timeout: typing.Annotated[
+        float | None,
+        typer.Option(
+            "--timeout", min=0.001, help="Give up if the broker has not taken it by then."
+        ),
+    ] = None,
 ) -> None:
     """Send METHOD to a TOPIC service without waiting for a result."""
     asyncio.run(
         _send(
             topic=topic, method=method, arguments=_arguments(arg, json_args), server=server,
-            namespace=namespace, version=version, call_timeout=None, fanout=fanout,
+            namespace=namespace, version=version, call_timeout=timeout, fanout=fanout,
             wait_for_reply=False,
         )
     )  # fmt: skip

@@ -136,3 +136,16 @@ def test_bad_arguments_are_one_line_errors() -> None:
     )
     assert code == 2
     assert "--arg expects KEY=VALUE" in output
+
+
+@pytest.mark.parametrize("command", ["call", "cast"])
+def test_call_and_cast_to_an_unreachable_broker_end_with_one_line(command: str) -> None:
+    code, output = invoke(
+        "--set", "transport_url=amqp://guest:hunter2@127.0.0.1:1/", command, "calc", "add",
+        "--timeout", "0.5",
+    )  # fmt: skip
+    assert code == 1
+    assert output.startswith("error: MessagingTimeout: ")
+    assert "127.0.0.1:1" in output
+    assert "hunter2" not in output
+    assert "Traceback" not in output
