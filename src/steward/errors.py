@@ -17,6 +17,7 @@
         ├── RPCVersionCapError             asked for a version above the client's version_cap
         ├── MessagingTimeout (TimeoutError)    no reply within the call's timeout
         ├── MessageDeliveryFailure         the transport could not hand the message over
+        │   └── MessageUndeliverable       no server listens where a request was sent
         ├── MalformedMessage (ValueError)  bytes from the wire that are not a steward/oslo message
         ├── MessageTooLarge (ValueError)   a message above max_message_size
         ├── TransportClosed                the transport was closed while in use
@@ -47,6 +48,7 @@ __all__ = [
     "MalformedMessage",
     "MessageDeliveryFailure",
     "MessageTooLarge",
+    "MessageUndeliverable",
     "MessagingError",
     "MessagingTimeout",
     "NoSuchMethod",
@@ -192,6 +194,27 @@ class MessagingTimeout(MessagingError, TimeoutError):
 
 class MessageDeliveryFailure(MessagingError):
     """The transport could not hand a message to the broker (after its retries)."""
+
+
+class MessageUndeliverable(MessageDeliveryFailure):
+    """A request was sent where no server listens: no queue for its topic (or server) exists.
+
+    Raised at once by :meth:`~steward.rpc.RPCClient.call` and :meth:`~steward.rpc.RPCClient.cast`
+    instead of the request being dropped (a cast lost) or waited for (a call timing out): on
+    RabbitMQ from the broker's return of the mandatory publish (``NO_ROUTE``), on NATS from its
+    no-responders status, on ``memory://`` from the missing queue. A fanout to no server is not
+    an error. oslo.messaging has an exception of this name for the same case.
+    """
+
+    def __init__(self, destination: str) -> None:
+        super().__init__(destination)
+        self.destination = destination
+
+    def __str__(self) -> str:
+        return (
+            f"no server listens on {self.destination}: nothing consumes that topic "
+            "(is the service running, and are the topic and server names right?)"
+        )
 
 
 class MalformedMessage(MessagingError, ValueError):

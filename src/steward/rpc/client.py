@@ -25,6 +25,7 @@ from steward.context import RequestContext, get_current
 from steward.errors import (
     InvalidTarget,
     MalformedMessage,
+    MessageUndeliverable,
     MessagingTimeout,
     RPCVersionCapError,
 )
@@ -58,7 +59,9 @@ class _ReplyWaiter:
         if self._address is None:
             async with self._lock:
                 if self._address is None:
-                    self._address = await self._transport.listen_replies(self.on_reply)
+                    self._address = await self._transport.listen_replies(
+                        self.on_reply, undeliverable=self.on_undeliverable
+                    )
         return self._address
 
     def on_reply(self, body: bytes) -> None:
@@ -86,6 +89,16 @@ class _ReplyWaiter:
         if reply.ending or reply.result is not None or reply.failure is not None:
             future.set_result(reply)
         # else: a call-monitor heartbeat ("still working"); the call keeps waiting.
+
+    def on_undeliverable(self, call_id: str) -> None:
+        """Fail the call whose request the transport reports no server took, at once."""
+        future = self.pending.get(call_id)
+        if future is not None and not future.done():
+            future.set_exception(_Returned())
+
+
+class _Returned(Exception):
+    """Set on a call's future when its request came back unrouted."""
 
 
 _waiters: weakref.WeakKeyDictionary[Transport, _ReplyWaiter] = weakref.WeakKeyDictionary()
@@ -244,9 +257,13 @@ class RPCClient:
                 body = self._body(context, method, kwargs, msg_id=msg_id, reply_q=reply_to)
                 waiter.pending[msg_id] = future
                 # The reply confirms the request, so the request needs no publisher confirm.
-                await self.transport.send(self.target, body, expiration=seconds, confirm=False)
+                await self.transport.send(
+                    self.target, body, expiration=seconds, confirm=False, call_id=msg_id
+                )
                 sent = True
                 return await future
+        except _Returned:
+            raise MessageUndeliverable(_destination(self.target)) from None
         except TimeoutError as exc:
             if not sent:
                 raise MessagingTimeout(
@@ -337,6 +354,11 @@ class SyncRPCClient:
     def cast(self, context: RequestContext | None, method: str, /, **kwargs: object) -> None:
         """Block until :meth:`RPCClient.cast` has handed the message over."""
         self._run(self.client.cast(context, method, **kwargs))
+
+
+def _destination(target: Target) -> str:
+    where = f"{target.topic}.{target.server}" if target.server else target.topic
+    return f"{where!r} (exchange {target.exchange!r})" if target.exchange else repr(where)
 
 
 def _on_loop_thread(loop: asyncio.AbstractEventLoop) -> bool:

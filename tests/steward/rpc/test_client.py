@@ -10,7 +10,7 @@ from steward.config import load_settings, set_settings
 from steward.context import RequestContext, bind
 from steward.errors import InvalidTarget, InvalidTransportURL, MessagingTimeout, RPCVersionCapError
 from steward.rpc import RPCClient, RPCServer, SyncRPCClient, Target, get_transport
-from steward.rpc.transports.base import Transport
+from steward.rpc.transports.base import IncomingMessage, Transport
 from steward.rpc.transports.memory import MemoryTransport
 
 
@@ -86,9 +86,13 @@ async def test_context_defaults_to_the_current_one(transport: Transport, server:
 
 
 async def test_timeout_defaults_to_the_setting(transport: Transport) -> None:
+    async def hold(message: IncomingMessage) -> None:
+        """Take requests and never answer them."""
+
+    await transport.listen(Target("silent", "h1"), hold, prefetch=1)
     set_settings(load_settings(overrides={"rpc_response_timeout": "0.2"}))
     with pytest.raises(MessagingTimeout, match=r"after 0\.2 s"):
-        await RPCClient(transport, Target("nobody")).call(RequestContext(), "x")
+        await RPCClient(transport, Target("silent")).call(RequestContext(), "x")
 
 
 async def test_arguments_that_are_not_json_are_refused_by_name(transport: Transport) -> None:

@@ -357,6 +357,15 @@ class Connection:
             await js.add_consumer(self.url.namespace, config)
         return js
 
+    async def has_consumer(self, name: str) -> bool:
+        """Return whether durable consumer ``name`` exists on the stream."""
+        js = await self.jetstream()
+        try:
+            await js.consumer_info(self.url.namespace, name)
+        except NotFoundError:
+            return False
+        return True
+
     async def close(self) -> None:
         """Close the client; waiters and later use raise :class:`TransportClosed`."""
         self._closed = True

@@ -36,7 +36,7 @@ from pamqp.header import ContentHeader
 from yarl import URL
 
 from steward.config import mask_url
-from steward.errors import MessageDeliveryFailure, TransportClosed
+from steward.errors import MessageDeliveryFailure, MessageUndeliverable, TransportClosed
 from steward.rpc.transports._rabbit_topology import Exchange, Queue, declare
 
 if typing.TYPE_CHECKING:
@@ -55,7 +55,8 @@ _CHANNEL_ATTEMPTS = 3
 CHANNEL_ERRORS = (AMQPError, ChannelInvalidStateError, ConnectionError)
 """What aiormq raises when a channel or its connection closes under an operation."""
 
-ReturnReport = Callable[[Basic.Return], None]
+ReturnReport = Callable[[Basic.Return, bytes], None]
+"""Told each message the broker returns: the ``basic.return`` frame and the message's body."""
 
 
 def broker_urls(url: str, *, heartbeat: int) -> list[URL]:
@@ -233,15 +234,15 @@ def _report_returns(channel: aiormq.Channel, report: ReturnReport) -> None:
     """Hand messages the broker returns on ``channel`` to ``report``, and drop them.
 
     aiormq logs a returned message without its ``message_id`` as an error, body included, and
-    drops it; this reads the message off the channel the same way and reports its address only.
+    drops it; this reads the message off the channel the same way and hands it to ``report``.
     """
 
     async def on_return(frame: Basic.Return) -> None:
         header = await channel._get_frame()  # noqa: SLF001 - see the module docstring
         if not isinstance(header, ContentHeader):
             raise TypeError(f"expected the returned message's header, got {header!r}")
-        await channel._read_content(frame, header)  # noqa: SLF001
-        report(frame)
+        message = await channel._read_content(frame, header)  # noqa: SLF001
+        report(frame, message.body)
 
     channel._on_return_frame = on_return  # type: ignore[method-assign]  # noqa: SLF001
 
@@ -274,8 +275,10 @@ def _frames(
 class Publisher:
     """Publishes on a channel of its own, reopened (and exchanges declared again) when lost.
 
-    With ``confirm``, :meth:`publish` returns once the broker confirmed the message; without, once
-    it is queued for the socket. ``on_return`` receives returned mandatory messages.
+    With ``confirm``, :meth:`publish` returns once the broker confirmed the message, and raises
+    :class:`MessageUndeliverable` for a mandatory one the broker returned (RabbitMQ sends the
+    ``basic.return`` before the ``basic.ack`` of the same message). Without, it returns once the
+    message is queued for the socket, and ``on_return`` receives returned mandatory messages.
     """
 
     def __init__(
@@ -284,6 +287,9 @@ class Publisher:
         self._connector = connector
         self._confirm = confirm
         self._on_return = on_return
+        # Bodies of confirmed mandatory messages the broker returned, until their publish sees
+        # the confirmation that follows (request bodies are unique: each has its _unique_id).
+        self._returned: set[bytes] = set()
         self._channel: aiormq.Channel | None = None
         self._opening = asyncio.Lock()
         # With confirms, delivery tags are counted in the order messages reach the writer.
@@ -316,6 +322,9 @@ class Publisher:
                 frames = _frames(channel, name, routing_key, body, properties, mandatory=mandatory)
                 if self._confirm:
                     await self._publish_confirmed(channel, frames)
+                    if mandatory and body in self._returned:
+                        self._returned.discard(body)
+                        raise MessageUndeliverable(f"routing key {routing_key!r} ({name!r})")
                 else:
                     await _write(channel, frames)
             except CHANNEL_ERRORS as exc:
@@ -331,6 +340,10 @@ class Publisher:
                 LOG.info("Publishing to %r again after a channel error: %r", name, exc)
                 continue
             return
+
+    def _record_return(self, frame: Basic.Return, body: bytes) -> None:
+        del frame  # the body says which publish it was
+        self._returned.add(body)
 
     async def _publish_confirmed(self, channel: aiormq.Channel, frames: list[typing.Any]) -> None:
         async with self._ordering:
@@ -371,7 +384,10 @@ class Publisher:
                 channel = typing.cast(
                     "aiormq.Channel", await connection.channel(publisher_confirms=self._confirm)
                 )
-                if self._on_return is not None:
+                if self._confirm:
+                    self._returned.clear()  # what a lost channel returned, nobody waits for
+                    _report_returns(channel, self._record_return)
+                elif self._on_return is not None:
                     _report_returns(channel, self._on_return)
                 # A new channel may be on a new connection, or follow a 404 for an exchange that
                 # was deleted: declare again.

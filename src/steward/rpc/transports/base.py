@@ -4,8 +4,11 @@ A transport moves opaque bodies (bytes in :mod:`steward.rpc.wire`'s format) betw
 everything above it — clients, servers, the dispatcher — is transport-agnostic. Its job:
 
 * :meth:`Transport.send` a body to a :class:`~steward.rpc.Target`: to the ``topic`` (one of its
-  servers takes it), to ``topic.server`` (that server), or with ``fanout`` to every server; a body
-  sent where nobody listens is dropped, as AMQP drops an unroutable message;
+  servers takes it), to ``topic.server`` (that server), or with ``fanout`` to every server. A
+  request sent where no queue exists (no server ever listened there) is never silently dropped:
+  a cast's ``send`` raises :class:`~steward.errors.MessageUndeliverable`, and a call's request,
+  sent without waiting for the broker, is reported to the ``undeliverable`` callback given to
+  :meth:`Transport.listen_replies`, with its ``call_id``. A fanout to no server is dropped;
 * :meth:`Transport.listen` for a server target, delivering each body as an
   :class:`IncomingMessage` that the server acknowledges *after* handling it (at-least-once: a
   message that is neither acknowledged nor rejected goes back to the queue when the listener
@@ -24,7 +27,14 @@ from collections.abc import Awaitable, Callable
 if typing.TYPE_CHECKING:
     from steward.rpc.target import Target
 
-__all__ = ["IncomingMessage", "Listener", "MessageHandler", "ReplyHandler", "Transport"]
+__all__ = [
+    "IncomingMessage",
+    "Listener",
+    "MessageHandler",
+    "ReplyHandler",
+    "Transport",
+    "UndeliverableHandler",
+]
 
 
 class IncomingMessage(typing.Protocol):
@@ -59,6 +69,9 @@ MessageHandler = Callable[[IncomingMessage], Awaitable[None]]
 ReplyHandler = Callable[[bytes], None]
 """Called with each body arriving at this process's reply address."""
 
+UndeliverableHandler = Callable[[str], None]
+"""Called with the ``call_id`` of a call whose request reached no server (see :meth:`send`)."""
+
 
 class Listener(typing.Protocol):
     """What :meth:`Transport.listen` returns: the consumers of one server target."""
@@ -89,6 +102,7 @@ class Transport(typing.Protocol):
         *,
         expiration: float | None = None,
         confirm: bool = True,
+        call_id: str | None = None,
     ) -> None:
         """Send ``body`` to ``target``.
 
@@ -96,6 +110,10 @@ class Transport(typing.Protocol):
         takes it within that many seconds (AMQP's ``expiration`` property).
         ``confirm`` asks the broker to confirm receipt before returning (casts: at-least-once);
         a call's reply confirms its request, so calls pass False.
+        ``call_id`` marks a call's request (its ``_msg_id``): if the transport learns that no
+        queue took it, it reports that id to the ``undeliverable`` callback of
+        :meth:`listen_replies`. Raises :class:`~steward.errors.MessageUndeliverable` when it
+        knows before returning that no queue takes a (non-fanout) message.
         """
         ...
 
@@ -107,9 +125,12 @@ class Transport(typing.Protocol):
         """Consume for server ``target``: its topic, ``topic.server`` and the topic's fanout."""
         ...
 
-    async def listen_replies(self, handler: ReplyHandler) -> str:
+    async def listen_replies(
+        self, handler: ReplyHandler, *, undeliverable: UndeliverableHandler | None = None
+    ) -> str:
         """Return this transport's reply address, consuming replies into ``handler``.
 
+        ``undeliverable`` is told the ``call_id`` of each call request that reached no server.
         Called once per transport by the client machinery; later calls return the same address.
         """
         ...

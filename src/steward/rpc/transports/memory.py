@@ -5,7 +5,9 @@ through queues that behave like RabbitMQ's — a topic queue shared by the topic
 message to one of them, in turn), a ``topic.server`` queue per server, a fanout queue per
 listener, one reply address per transport; acknowledgement after handling, requeue of what a
 stopped listener leaves unsettled, a ``prefetch`` bound per listener, calls' messages expiring
-unconsumed after their timeout, and unroutable messages dropped.
+unconsumed after their timeout. A request for a topic (or server) no listener ever consumed has
+no queue: ``send`` raises :class:`~steward.errors.MessageUndeliverable`, as RabbitMQ returns a
+mandatory message with ``NO_ROUTE``; a fanout to no listener is dropped.
 
 Everything lives in a broker per event loop and URL: ``memory://`` is one broker,
 ``memory://other`` another, so independent systems can share a process.
@@ -22,10 +24,15 @@ import typing
 import weakref
 
 from steward import config
-from steward.errors import MessageTooLarge, TransportClosed
+from steward.errors import MessageTooLarge, MessageUndeliverable, TransportClosed
 from steward.redact import shorten
 from steward.rpc.target import Target
-from steward.rpc.transports.base import IncomingMessage, MessageHandler, ReplyHandler
+from steward.rpc.transports.base import (
+    IncomingMessage,
+    MessageHandler,
+    ReplyHandler,
+    UndeliverableHandler,
+)
 from steward.rpc.wire import new_id
 
 __all__ = ["MemoryTransport"]
@@ -238,8 +245,12 @@ class MemoryTransport:
         *,
         expiration: float | None = None,
         confirm: bool = True,
+        call_id: str | None = None,
     ) -> None:
-        """Put ``body`` in the target's queue(s); drop it if none exists (as AMQP does)."""
+        """Put ``body`` in the target's queue(s).
+
+        Raises :class:`MessageUndeliverable` if no queue exists for a (non-fanout) target.
+        """
         self._check_size(body)
         broker = self._broker()
         loop_time = asyncio.get_running_loop().time()
@@ -251,8 +262,7 @@ class MemoryTransport:
         key = f"{target.topic}.{target.server}" if target.server else str(target.topic)
         queue = broker.queues.get(key)
         if queue is None:
-            LOG.debug("No queue bound to %s; message dropped", key)
-            return
+            raise MessageUndeliverable(f"{key!r} on {self._url}")
         queue.put(_Message(body, expires))
 
     async def send_reply(self, reply_to: str, body: bytes) -> None:
@@ -308,8 +318,13 @@ class MemoryTransport:
             consumers.append(_Consumer(queue, handler, prefetch))
         return _Listener(broker, consumers, None)
 
-    async def listen_replies(self, handler: ReplyHandler) -> str:
-        """Register ``handler`` for this transport's reply address and return the address."""
+    async def listen_replies(
+        self, handler: ReplyHandler, *, undeliverable: UndeliverableHandler | None = None
+    ) -> str:
+        """Register ``handler`` for this transport's reply address and return the address.
+
+        ``undeliverable`` is never called: :meth:`send` raises at once when no queue exists.
+        """
         broker = self._broker()
         if self._reply_address is None:
             self._reply_address = f"reply_{new_id()}"

@@ -57,7 +57,9 @@ The transport is three modules, each one concern: this one (the Transport protoc
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import re
 import time
 import typing
 import uuid
@@ -72,6 +74,7 @@ from steward.errors import (
     InvalidTransportURL,
     MessageDeliveryFailure,
     MessageTooLarge,
+    MessageUndeliverable,
     TransportClosed,
 )
 from steward.rpc.transports._nats_connection import Connection, Subjects, parse_url, token
@@ -79,9 +82,15 @@ from steward.rpc.transports._nats_listener import EXPIRES_HEADER, CoreFeed, List
 
 if typing.TYPE_CHECKING:
     from nats.aio.msg import Msg
+    from nats.aio.subscription import Subscription
 
     from steward.rpc.target import Target
-    from steward.rpc.transports.base import MessageHandler, ReplyHandler, Transport
+    from steward.rpc.transports.base import (
+        MessageHandler,
+        ReplyHandler,
+        Transport,
+        UndeliverableHandler,
+    )
 
 __all__ = ["NatsTransport"]
 
@@ -94,6 +103,11 @@ HEADER_ROOM = 512
 _PUBLISH_TIMEOUT = 5.0
 _PUBLISH_ATTEMPTS = 3
 _RETRIED = (NatsTimeoutError, NoRespondersError, NoStreamResponseError, ConnectionClosedError)
+# What the server sends to a request's reply subject when no subscriber takes the request.
+_STATUS_HEADER = "Status"
+_NO_RESPONDERS = "503"
+# A call id that can be one token of a subject (steward's are hex): others get no bounce subject.
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}").fullmatch
 
 
 class NatsTransport:
@@ -121,6 +135,15 @@ class NatsTransport:
         self._max_message_size = settings.max_message_size
         self._reply_subject: str | None = None
         self._reply_handler: ReplyHandler | None = None
+        self._undeliverable: UndeliverableHandler | None = None
+        # Where the server's no-responders statuses come back: ``<prefix>.<token>``, one token
+        # per request (a call's id, or a cast's own); casts wait here for their verdict.
+        self._bounce_prefix: str | None = None
+        self._bounce: Subscription | None = None
+        self._bounce_lock = asyncio.Lock()
+        self._cast_bounces: dict[str, asyncio.Future[None]] = {}
+        # JetStream subjects whose consumer is known to exist (a cast there has a taker).
+        self._consumed: set[str] = set()
         self._notification_consumers: set[str] = set()
         self._listeners: set[Listener] = set()
         self._closed = False
@@ -156,29 +179,101 @@ class NatsTransport:
         *,
         expiration: float | None = None,
         confirm: bool = True,
+        call_id: str | None = None,
     ) -> None:
         """Publish ``body`` for ``target``: a call's subject, or a cast's (see the module doc).
 
         With ``confirm``, returns once the server has the message: JetStream's acknowledgement,
-        or a flush on core NATS. Raises :class:`MessageTooLarge`, :class:`TransportClosed`, or
-        :class:`MessageDeliveryFailure` when the server does not take it.
+        or a flush on core NATS. A request nobody subscribes to is not dropped: it carries a
+        NATS reply subject of this transport's, where the server answers "no responders"; a
+        cast raises :class:`MessageUndeliverable` then, and a call's ``call_id`` is reported to
+        the reply listener's ``undeliverable``. A JetStream cast raises it when no consumer of
+        its subject exists (the stream would drop it: nobody is interested). Raises
+        :class:`MessageTooLarge`, :class:`TransportClosed`, or :class:`MessageDeliveryFailure`
+        when the server does not take it.
         """
         self._check(body)
         await self.connection.client()
         self._check(body)  # now against the server's max_payload too
         subject = self.subjects.destination("cast" if confirm else "call", target)
         headers = {EXPIRES_HEADER: f"{time.time() + expiration:.3f}"} if expiration else None
-        if confirm and self.jetstream and not target.fanout:
-            await self._publish_to_stream(subject, body, headers)
-        else:
+        if target.fanout:  # every server listening now; none is not an error
             await self._publish(subject, body, headers, flush=confirm)
+        elif confirm and self.jetstream:
+            await self._require_consumer(subject)
+            await self._publish_to_stream(subject, body, headers)
+        elif confirm:
+            await self._publish_cast(subject, body, headers)
+        else:
+            reply = await self._bounce_subject(call_id) if call_id and _TOKEN(call_id) else None
+            await self._publish(subject, body, headers, flush=False, reply=reply)
+
+    async def _bounce_subject(self, token: str) -> str:
+        """Return ``<prefix>.<token>``, subscribing to the bounce subjects on first use."""
+        if self._bounce_prefix is None:
+            async with self._bounce_lock:
+                if self._bounce_prefix is None:
+                    client = await self.connection.client()
+                    prefix = self.subjects.reply()
+                    self._bounce = await client.subscribe(f"{prefix}.*", cb=self._on_bounce)
+                    await client.flush()
+                    self._bounce_prefix = prefix
+        return f"{self._bounce_prefix}.{token}"
+
+    async def _on_bounce(self, msg: Msg) -> None:
+        if (msg.headers or {}).get(_STATUS_HEADER) != _NO_RESPONDERS:
+            return  # only the server's statuses are meant for this subject
+        token = msg.subject.rsplit(".", 1)[1]
+        waiter = self._cast_bounces.get(token)
+        if waiter is not None:
+            if not waiter.done():
+                waiter.set_result(None)
+        elif self._undeliverable is not None:
+            self._undeliverable(token)
+
+    async def _publish_cast(
+        self, subject: str, body: bytes, headers: dict[str, str] | None
+    ) -> None:
+        """Publish and flush a core-NATS cast; raise if the server said nobody subscribes."""
+        token = uuid.uuid4().hex
+        reply = await self._bounce_subject(token)
+        bounced = self._cast_bounces[token] = asyncio.get_running_loop().create_future()
+        try:
+            await self._publish(subject, body, headers, flush=True, reply=reply)
+            # The server answers a publish before the flush's PONG, so its status (if any) has
+            # arrived by now, buffered for the subscription's callback task: yield until that
+            # task has taken what is buffered (nats-py offers no event for it).
+            while self._bounce is not None and self._bounce.pending_msgs:  # noqa: ASYNC110
+                await asyncio.sleep(0)
+            if bounced.done():
+                raise MessageUndeliverable(f"subject {subject!r}")
+        finally:
+            del self._cast_bounces[token]
+
+    async def _require_consumer(self, subject: str) -> None:
+        """Raise :class:`MessageUndeliverable` if no consumer of ``subject`` was ever made.
+
+        A stream with interest retention keeps a message only for the consumers that exist:
+        a cast to a subject no server ever consumed would be acknowledged and dropped.
+        """
+        if subject in self._consumed:
+            return
+        if not await self.connection.has_consumer(self.subjects.consumer(subject)):
+            raise MessageUndeliverable(f"subject {subject!r}")
+        self._consumed.add(subject)
 
     async def _publish(
-        self, subject: str, body: bytes, headers: dict[str, str] | None, *, flush: bool
+        self,
+        subject: str,
+        body: bytes,
+        headers: dict[str, str] | None,
+        *,
+        flush: bool,
+        reply: str | None = None,
     ) -> None:
         client = await self.connection.client()
         try:
-            await client.publish(subject, body, headers=headers)
+            await client.publish(subject, body, reply=reply or "", headers=headers)
             if flush:
                 await self.connection.wait_connected()
                 await client.flush(timeout=int(_PUBLISH_TIMEOUT))
@@ -243,11 +338,14 @@ class NatsTransport:
         listener.feeds.append(CoreFeed(listener, self.subjects.fanout(target), None, prefetch))
         return await self._start(listener)
 
-    async def listen_replies(self, handler: ReplyHandler) -> str:
+    async def listen_replies(
+        self, handler: ReplyHandler, *, undeliverable: UndeliverableHandler | None = None
+    ) -> str:
         """Subscribe to this transport's reply subject (once) and return it."""
         if self._closed:
             raise TransportClosed(f"transport {self.url} is closed")
         self._reply_handler = handler
+        self._undeliverable = undeliverable
         if self._reply_subject is None:
             client = await self.connection.client()
             subject = self.subjects.reply()

@@ -38,8 +38,14 @@ import aiormq
 from pamqp.commands import Basic
 
 from steward import config
-from steward.errors import InvalidTransportURL, MessageTooLarge, MessagingError, TransportClosed
+from steward.errors import (
+    InvalidTransportURL,
+    MessageTooLarge,
+    MessagingError,
+    TransportClosed,
+)
 from steward.redact import shorten
+from steward.rpc import wire
 from steward.rpc.transports._rabbit_connection import (
     CHANNEL_ERRORS,
     Connector,
@@ -58,6 +64,7 @@ if typing.TYPE_CHECKING:
         MessageHandler,
         ReplyHandler,
         Transport,
+        UndeliverableHandler,
     )
 
 __all__ = ["RabbitTransport"]
@@ -93,9 +100,10 @@ class RabbitTransport:
         )
         # One channel per direction: casts wait for confirms, calls and replies do not.
         self._confirmed = Publisher(self.connector, confirm=True)
-        self._unconfirmed = Publisher(self.connector, confirm=False, on_return=_reply_returned)
+        self._unconfirmed = Publisher(self.connector, confirm=False, on_return=self._returned)
         self._replies: _Consumption | None = None
         self._reply_handler: ReplyHandler | None = None
+        self._undeliverable: UndeliverableHandler | None = None
         self._reply_lock = asyncio.Lock()
         self._listeners: set[_Listener] = set()
         self._closed = False
@@ -123,11 +131,15 @@ class RabbitTransport:
         *,
         expiration: float | None = None,
         confirm: bool = True,
+        call_id: str | None = None,
     ) -> None:
         """Publish to the target's exchange and routing key (declaring the exchange once).
 
-        With ``confirm`` it returns when the broker confirmed the message. A message nobody's
-        queue is bound for is dropped by the broker, as oslo's are.
+        With ``confirm`` it returns when the broker confirmed the message. A request is published
+        ``mandatory`` (a fanout is not): one that no queue is bound for comes back from the broker
+        (``NO_ROUTE``), and raises :class:`MessageUndeliverable` here (confirmed: a cast) or is
+        reported to the reply listener's ``undeliverable`` (a call: its ``_msg_id`` is read from
+        the returned body, so ``call_id`` needs no AMQP property oslo would not send).
         """
         self._check(body)
         if not target.topic:
@@ -135,7 +147,7 @@ class RabbitTransport:
         exchange, routing_key = self._topology.destination(target)
         publish = properties(expiration) if expiration is not None else _NO_EXPIRATION
         publisher = self._confirmed if confirm else self._unconfirmed
-        await publisher.publish(exchange, routing_key, body, publish)
+        await publisher.publish(exchange, routing_key, body, publish, mandatory=not target.fanout)
 
     async def send_reply(self, reply_to: str, body: bytes) -> None:
         """Publish a reply to the default exchange, routing key ``reply_to``, mandatory."""
@@ -182,11 +194,14 @@ class RabbitTransport:
         self._listeners.add(listener)
         return listener
 
-    async def listen_replies(self, handler: ReplyHandler) -> str:
+    async def listen_replies(
+        self, handler: ReplyHandler, *, undeliverable: UndeliverableHandler | None = None
+    ) -> str:
         """Declare and consume this transport's reply queue (once); return its name."""
         if self._closed:
             raise TransportClosed(f"transport {self.url} is closed")
         self._reply_handler = handler
+        self._undeliverable = undeliverable
         async with self._reply_lock:
             if self._replies is None:
                 replies = _Consumption(
@@ -195,6 +210,30 @@ class RabbitTransport:
                 await replies.start()
                 self._replies = replies
         return self._replies.queues[0].name
+
+    def _returned(self, frame: Basic.Return, body: bytes) -> None:
+        """Handle a mandatory message returned on the unconfirmed channel: a reply or a call."""
+        if not frame.exchange:
+            # oslo retries such a reply for 60 s, then drops it; its caller has gone (or timed
+            # out).
+            LOG.warning(
+                "Reply to %r could not be delivered (%s %s): its caller is gone; dropped",
+                shorten(frame.routing_key or ""),
+                frame.reply_code,
+                frame.reply_text,
+            )
+            return
+        address = wire.salvage_reply_address(body)
+        if address is None or self._undeliverable is None:
+            LOG.warning(
+                "A message to %r (%r) reached no queue (%s %s); dropped",
+                shorten(frame.routing_key or ""),
+                frame.exchange,
+                frame.reply_code,
+                frame.reply_text,
+            )
+            return
+        self._undeliverable(address[0])
 
     async def _on_reply(self, message: DeliveredMessage) -> None:
         if self._reply_handler is not None:
@@ -215,16 +254,6 @@ class RabbitTransport:
 
     def __repr__(self) -> str:
         return f"RabbitTransport({self.url!r})"
-
-
-def _reply_returned(frame: Basic.Return) -> None:
-    # oslo retries such a reply for 60 s, then drops it; its caller has gone (or timed out).
-    LOG.warning(
-        "Reply to %r could not be delivered (%s %s): its caller is gone; dropped",
-        shorten(frame.routing_key or ""),
-        frame.reply_code,
-        frame.reply_text,
-    )
 
 
 class _Consumption:

@@ -25,6 +25,7 @@ from steward.errors import (
     InvalidArguments,
     InvalidTarget,
     MessageTooLarge,
+    MessageUndeliverable,
     MessagingTimeout,
     NoSuchMethod,
     RemoteError,
@@ -238,11 +239,40 @@ async def test_call_cannot_fan_out(client: RPCClient, context: RequestContext) -
         await client.prepare(fanout=True).call(context, "echo")
 
 
-async def test_call_times_out_when_nobody_listens(
+async def test_call_and_cast_to_a_topic_nobody_serves_fail_at_once(
     client: RPCClient, context: RequestContext
 ) -> None:
+    # The client's timeout is the guard: without the error, the call would wait it out.
+    with pytest.raises(MessageUndeliverable, match="no server listens on"):
+        await client.call(context, "echo")
+    with pytest.raises(MessageUndeliverable):
+        await client.prepare(server="nowhere").call(context, "echo")
+    with pytest.raises(MessageUndeliverable):
+        await client.cast(context, "note", value=1)
+    with pytest.raises(MessageUndeliverable):
+        await client.prepare(server="nowhere").cast(context, "note", value=1)
+    await client.prepare(fanout=True).cast(context, "note", value=1)  # to no one: not an error
+
+
+async def test_a_topic_with_a_server_takes_calls_and_casts_after_one_bounced(
+    serve: Serve, client: RPCClient, context: RequestContext
+) -> None:
+    with pytest.raises(MessageUndeliverable):
+        await client.call(context, "echo")
+    _, endpoint = await serve("h1")
+    assert (await client.call(context, "echo", value=2))["value"] == 2
+    await client.cast(context, "note", value=3)
+    async with asyncio.timeout(GUARD):
+        assert await endpoint.casts.get() == ("h1", 3)
+
+
+async def test_call_times_out_when_the_server_does_not_answer_in_time(
+    serve: Serve, client: RPCClient, context: RequestContext
+) -> None:
+    _, endpoint = await serve("h1")
     with pytest.raises(MessagingTimeout, match="Timed out waiting for a reply to message ID"):
-        await client.prepare(timeout=0.2).call(context, "echo")
+        await client.prepare(timeout=0.2).call(context, "wait_for_release")
+    endpoint.release.set()
 
 
 async def test_late_reply_is_dropped_and_never_reaches_another_call(

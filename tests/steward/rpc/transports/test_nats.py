@@ -327,8 +327,12 @@ async def test_subjects_and_queue_groups_on_the_wire(
     assert await client.prepare(server="h1").call(ctx, "echo", value=1) == 1
     request_msg, reply_msg = await next_msg(seen), await next_msg(seen)
     assert request_msg.subject == f"{namespace}.call.openstack.{topic}.h1"
-    assert request_msg.reply == ""  # steward's own reply address, not nats-py's request inbox
+    # The reply address is steward's own, in the body; the NATS reply subject only gets the
+    # server's no-responders status, and no server can be made to answer there.
     assert wire.decode(request_msg.data)["_reply_q"] == reply_msg.subject
+    assert request_msg.reply.startswith(f"{namespace}.reply.")
+    assert request_msg.reply != reply_msg.subject
+    assert not transport.subjects.is_reply(request_msg.reply)
     assert transport.subjects.is_reply(reply_msg.subject)
     assert float(request_msg.headers["Steward-Expires"]) > 0  # type: ignore[index]
     await client.prepare(fanout=True).cast(ctx, "note", value="all")
@@ -690,20 +694,21 @@ async def test_max_message_size_is_the_setting_or_the_servers_max_payload(
         await small.send_reply("steward.reply.abc", b"x" * 1001)
     with pytest.raises(MessageTooLarge):
         await small.send_notification(Target(topic), "info", b"x" * 1001)
-    await small.send(Target(topic), b"x" * 1000)
+    everyone = Target(topic, fanout=True)  # to no server: sent, and not an error
+    await small.send(everyone, b"x" * 1000)
     big = make_transport(jetstream=True)  # max_message_size 16 MiB; the server's limit is lower
     assert big.max_message_size == 16 * 1024 * 1024  # not connected yet: the setting
-    await big.send(Target(topic), b"{}")
+    await big.send(everyone, b"{}")
     limit = big.max_message_size
     assert limit == big.connection.max_payload - HEADER_ROOM  # type: ignore[operator]
     with pytest.raises(MessageTooLarge, match=f"larger than max_message_size \\({limit} bytes"):
         await big.send(Target(topic), b"x" * (limit + 1))
-    await big.send(Target(topic), b"x" * limit)
+    await big.send(everyone, b"x" * limit)
 
 
 async def test_closed_transport_refuses_work(make_transport: MakeTransport, topic: str) -> None:
     transport = make_transport()
-    await transport.send(Target(topic), b"{}")
+    await transport.send(Target(topic, fanout=True), b"{}")
     await transport.close()
     with pytest.raises(TransportClosed):
         await transport.send(Target(topic), b"{}")

@@ -22,6 +22,7 @@ from steward.context import RequestContext
 from steward.errors import (
     MessageDeliveryFailure,
     MessageTooLarge,
+    MessageUndeliverable,
     MessagingTimeout,
     TransportClosed,
 )
@@ -723,7 +724,7 @@ async def test_unroutable_reply_is_logged_and_dropped(transport: RabbitTransport
     finally:
         logger.removeHandler(records)
     assert records.messages == [
-        "Reply to reply_nobody_listens could not be delivered (312 NO_ROUTE): "
+        "Reply to 'reply_nobody_listens' could not be delivered (312 NO_ROUTE): "
         "its caller is gone; dropped"
     ]
     reply_to, replies = await raw.reply_queue()  # the channel still works
@@ -778,7 +779,7 @@ async def test_connection_name_and_heartbeat_as_oslo(
     make_transport: Callable[..., RabbitTransport], topic: str, rabbitmqctl: RabbitCtl
 ) -> None:
     transport = make_transport(heartbeat_timeout_threshold=17)
-    await transport.send(Target(topic), b"connect")
+    await transport.send(Target(topic, fanout=True), b"connect")
     name = transport.connector.name
     assert re.fullmatch(r"[^:]+:\d+:[0-9a-f-]{36}", name)
     assert connection_of(rabbitmqctl, name)["timeout"] == 17
@@ -847,10 +848,11 @@ async def test_a_deleted_queue_is_declared_and_consumed_again(
             await cancelled.arrived.wait()
     finally:
         logger.removeHandler(cancelled)
-    # A message sent before the queue is back is dropped as unroutable: send until one lands.
+    # A message sent before the queue is back is returned as unroutable: send until one lands.
     async with asyncio.timeout(GUARD):
         while True:
-            await transport.send(Target(topic, "h1"), b"back")
+            with contextlib.suppress(MessageUndeliverable):
+                await transport.send(Target(topic, "h1"), b"back")
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(0.5):
                     message = await held.messages.get()
@@ -898,7 +900,7 @@ async def test_calls_work_again_after_a_broker_restart(
 
 
 async def test_closed_transport_refuses_work(transport: RabbitTransport, topic: str) -> None:
-    await transport.send(Target(topic), b"warm up")
+    await transport.send(Target(topic, fanout=True), b"warm up")
     await transport.close()
     assert not transport.connector.connected
     with pytest.raises(TransportClosed):
