@@ -4,7 +4,10 @@ Every running service has a record (host, binary, topic, version...) that its he
 every ``report_interval``: ``report_count`` goes up and ``last_seen_up`` becomes the database's
 current time. :meth:`Registry.is_up` applies nova's rule: a service forced down is down;
 otherwise it is up while ``abs(now - (last_seen_up or created_at)) <= service_down_time``, where
-``now`` is the *database's* clock, so a host with a skewed clock cannot flip the answer.
+``now`` is the *database's* clock, so a host with a skewed clock cannot flip the answer. Better
+than nova: a service that stops gracefully records ``stopped_at`` (:meth:`Registry.stopped`) and
+is down at once, rather than for another ``service_down_time``; its next start or heartbeat
+clears it.
 
 The registry also holds the leases of cluster-singleton periodic tasks: one row per task, naming
 the service that runs it and until when. A holder renews its lease with each heartbeat; another
@@ -57,6 +60,7 @@ services = sa.Table(
     sa.Column("created_at", sa.DateTime, nullable=False),
     sa.Column("updated_at", sa.DateTime, nullable=True),
     sa.Column("deleted", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("stopped_at", sa.DateTime, nullable=True),
     sa.UniqueConstraint("host", "binary", "deleted", name="uniq_services0host0binary0deleted"),
 )
 
@@ -86,6 +90,7 @@ class ServiceRecord:
     created_at: datetime.datetime
     updated_at: datetime.datetime | None
     deleted: int
+    stopped_at: datetime.datetime | None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -161,6 +166,8 @@ class Registry:
                     binary, host, existing.topic, topic, existing.version, version,
                 )  # fmt: skip
                 await self._update(existing.id, topic=topic, version=version)
+            if existing.stopped_at is not None:
+                await self._update(existing.id, stopped_at=None)
             return await self._require(host, binary)
         try:
             async with self.db.session() as session:
@@ -196,6 +203,7 @@ class Registry:
                 report_count=services.c.report_count + 1,
                 last_seen_up=self._now(),
                 updated_at=self._now(),
+                stopped_at=None,
             )
             .returning(*services.c)
         )
@@ -205,9 +213,13 @@ class Registry:
             raise ServiceNotFound(record.host, record.binary)
         return _record(row)
 
+    async def stopped(self, record: ServiceRecord) -> None:
+        """Record that ``record``'s service stopped gracefully: it is down from now on."""
+        await self._update(record.id, stopped_at=self._now())
+
     def is_up_at(self, record: ServiceRecord, now: datetime.datetime) -> bool:
         """Return nova's liveness verdict for ``record`` at database time ``now``."""
-        if record.forced_down:
+        if record.forced_down or record.stopped_at is not None:
             return False
         last_heartbeat = record.last_seen_up or record.created_at
         elapsed = abs((now - last_heartbeat).total_seconds())

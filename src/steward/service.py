@@ -14,10 +14,11 @@
    capped by ``periodic_interval_max``), both in a task group the service owns.
 
 A step that fails stops start-up with :class:`~steward.errors.ServiceStartError` and undoes what
-was started. :meth:`Service.stop` reverses it: stop consuming; let requests in flight finish for up
-to ``graceful_shutdown_timeout`` (what is left is cancelled and its messages go back to the queue);
-stop the loops; release singleton leases; ``manager.cleanup_host()``; close what the service
-opened. Many services can share one process and one transport.
+was started. :meth:`Service.stop` reverses it: stop consuming; stop the loops and mark the
+service stopped in the registry (down at once for everyone asking); let requests in flight finish
+for up to ``graceful_shutdown_timeout`` (what is left is cancelled and its messages go back to the
+queue); release singleton leases; ``manager.cleanup_host()``; close what the service opened. Many
+services can share one process and one transport.
 """
 
 from __future__ import annotations
@@ -298,8 +299,6 @@ class Service:
     async def _close(self, *, cancel_requests: bool) -> None:
         if self.rpcserver is not None:
             await self.rpcserver.stop()
-            grace = 0 if cancel_requests else self.settings.graceful_shutdown_timeout
-            await self.rpcserver.wait(grace_period=grace)
         if self._loops is not None:
             loops, self._loops = self._loops, None
             loops.cancel()
@@ -308,6 +307,12 @@ class Service:
             await asyncio.wait([loops])
             if not loops.cancelled() and loops.exception() is not None:
                 LOG.error("The loops of %s had failed", self.binary, exc_info=loops.exception())
+            # No heartbeat comes any more: say so now, rather than look up for service_down_time
+            # to callers that would send requests nobody takes.
+            await self._report_stopped()
+        if self.rpcserver is not None:
+            grace = 0 if cancel_requests else self.settings.graceful_shutdown_timeout
+            await self.rpcserver.wait(grace_period=grace)
         await self.manager.periodic_scheduler.wait_threads()
         try:
             async with asyncio.timeout(self.settings.graceful_shutdown_timeout):
@@ -322,6 +327,17 @@ class Service:
         self._leases.clear()
         if cancel_requests:
             await self._release_resources()
+
+    async def _report_stopped(self) -> None:
+        if self.service_ref is None:
+            return
+        try:
+            await self.registry.stopped(self.service_ref)
+        except Exception:
+            # The registry may be what failed; the service stops all the same, and its record
+            # goes down once its heartbeats are service_down_time old.
+            LOG.warning("Could not mark %s on %s stopped in the registry", self.binary, self.host,
+                        exc_info=True)  # fmt: skip
 
     async def _release_resources(self) -> None:
         if self._console is not None:

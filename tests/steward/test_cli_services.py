@@ -35,14 +35,14 @@ def invoke(*args: str) -> tuple[int, str]:
 def test_db_current_and_upgrade(database_file: str) -> None:
     assert invoke("--set", f"database_url={database_file}", "db", "current") == (
         0,
-        "schema: empty (behind 0001: run `steward db upgrade`)\n",
+        "schema: empty (behind 0002: run `steward db upgrade`)\n",
     )
     assert invoke("--set", f"database_url={database_file}", "db", "upgrade") == (
         0,
-        "schema: empty -> 0001\n",
+        "schema: empty -> 0002\n",
     )
     code, output = invoke("--set", f"database_url={database_file}", "db", "current")
-    assert (code, output) == (0, "schema: 0001 (up to date)\n")
+    assert (code, output) == (0, "schema: 0002 (up to date)\n")
 
 
 async def test_services_list_disable_and_enable(database_file: str) -> None:

@@ -22,7 +22,7 @@ async def test_embedded_sqlite_is_upgraded_by_itself(database_url: str) -> None:
                 await db.ensure_schema()
             await db.upgrade()
             await db.ensure_schema()  # current now: nothing to do
-        assert await db.current_revision() == Database.head_revision() == "0001"
+        assert await db.current_revision() == Database.head_revision() == "0002"
 
 
 async def test_upgrade_creates_the_registry_tables(database_url: str) -> None:
@@ -123,7 +123,7 @@ async def test_a_second_migration_tree_keeps_its_own_version_table(
         await db.upgrade()
         assert await db.current_revision(migrations=app) is None
         await db.upgrade(migrations=app)
-        assert await db.current_revision() == "0001"
+        assert await db.current_revision() == "0002"
         assert await db.current_revision(migrations=app) == "a1"
         async with db.engine.connect() as connection:
             tables = await connection.run_sync(lambda sync: sa.inspect(sync).get_table_names())
@@ -148,7 +148,7 @@ async def test_ensure_schema_of_a_second_tree_names_its_upgrade_command(
 def test_steward_migrations_are_the_default_tree() -> None:
     assert STEWARD_MIGRATIONS.version_table == "alembic_version"
     assert STEWARD_MIGRATIONS.upgrade_command == "steward db upgrade"
-    assert Database.head_revision() == Database.head_revision(STEWARD_MIGRATIONS) == "0001"
+    assert Database.head_revision() == Database.head_revision(STEWARD_MIGRATIONS) == "0002"
 
 
 async def test_concurrent_upgrades_of_one_database_do_not_collide(database_url: str) -> None:

@@ -82,6 +82,24 @@ async def test_is_up_follows_nova_rule_on_the_database_clock(registry: Registry)
     assert await registry.is_up(await registry.set_forced_down("h1", "b", False))
 
 
+async def test_a_stopped_service_is_down_at_once_until_it_heartbeats_again(
+    registry: Registry,
+) -> None:
+    record = await registry.heartbeat(await registry.create_or_update("h1", "b", "t"))
+    assert await registry.is_up(record)
+    await registry.stopped(record)
+    stopped = await registry.get("h1", "b")
+    assert stopped is not None
+    assert stopped.stopped_at is not None
+    assert not await registry.is_up(stopped)
+    assert [status.up for status in await registry.list_services()] == [False]
+    assert await registry.is_up(await registry.heartbeat(stopped))
+    await registry.stopped(stopped)
+    restarted = await registry.create_or_update("h1", "b", "t")  # a new start
+    assert restarted.stopped_at is None
+    assert await registry.is_up(restarted)
+
+
 async def test_is_up_reads_the_database_clock(registry: Registry) -> None:
     record = await registry.heartbeat(await registry.create_or_update("h1", "b", "t"))
     assert await registry.is_up(record)

@@ -187,6 +187,20 @@ async def test_heartbeats_follow_report_interval_on_the_clock(
         assert record.report_count == expected
 
 
+async def test_a_graceful_stop_marks_the_service_down_at_once(
+    service: Service, registry: Registry, clock: FakeClock
+) -> None:
+    await service.start()
+    await clock.wait_for_sleepers(2)
+    record = await registry.get("node1", "steward-volume")
+    assert record is not None
+    assert await registry.is_up(record)
+    await service.stop()  # no clock advance: down now, not service_down_time later
+    record = await registry.get("node1", "steward-volume")
+    assert record is not None
+    assert not await registry.is_up(record)
+
+
 async def test_periodic_loop_sleeps_what_periodic_tasks_returns(
     service: Service, clock: FakeClock
 ) -> None:
