@@ -12,14 +12,15 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from steward.db import STEWARD_MIGRATIONS, Database, Migrations
 
-__all__ = ["MIGRATIONS", "ensure_schemas", "metadata", "serialized_session"]
+__all__ = ["MIGRATIONS", "ensure_schemas", "metadata", "serialized_session", "upsert"]
 
 metadata = sa.MetaData()
 """Every pocketcloud table; ``pocketcloud/migrations`` creates them."""
@@ -82,3 +83,20 @@ def _lock_key(name: str) -> int:
     """Return a stable signed 64-bit advisory-lock key for ``name`` (same in every process)."""
     digest = hashlib.blake2b(f"pocketcloud:{name}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
+
+
+def upsert(
+    db: Database, table: sa.Table, values: Mapping[str, object], *, keys: Sequence[str]
+) -> sa.Insert:
+    """Return an insert of ``values`` that updates the row instead when ``keys`` already exist.
+
+    One statement (``INSERT ... ON CONFLICT (keys) DO UPDATE``), where an update that found no
+    row followed by an insert lets two writers both insert, and one fail on the primary key.
+    """
+    statement: postgresql.Insert | sqlite.Insert
+    if db.dialect == "postgresql":
+        statement = postgresql.insert(table).values(**values)
+    else:
+        statement = sqlite.insert(table).values(**values)
+    changes = {name: statement.excluded[name] for name in values if name not in keys}
+    return statement.on_conflict_do_update(index_elements=list(keys), set_=changes)
