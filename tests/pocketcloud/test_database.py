@@ -135,3 +135,26 @@ async def test_upgrading_a_database_with_two_networks_on_one_vlan_names_them(
             "`pocketcloud db upgrade` again"
         )
         assert await db.current_revision(migrations=MIGRATIONS) == "0001"
+
+
+async def test_upgrading_a_postgresql_database_with_overlapping_networks_names_them(
+    postgres_url: str,
+) -> None:
+    async with Database(postgres_url) as db:
+        await db.ensure_schema(upgrade=True)
+        await db.upgrade("0001", migrations=MIGRATIONS)
+        async with db.session() as session:
+            for row in (
+                _network("a", "10.0.0.0/24", None),
+                _network("b", "10.0.0.0/16", 200),
+                _network("c", "10.1.0.0/24", 300),
+            ):
+                await session.execute(sa.insert(networks).values(row))
+        with pytest.raises(RuntimeError) as raised:
+            await db.upgrade("0002", migrations=MIGRATIONS)
+        assert str(raised.value) == (
+            "pocketcloud's schema 0002 keeps networks' CIDRs from overlapping, but these overlap: "
+            "network 'a' (10.0.0.0/24) and 'b' (10.0.0.0/16). Remove all but one of each (and "
+            "their servers' addresses), then run `pocketcloud db upgrade` again"
+        )
+        assert await db.current_revision(migrations=MIGRATIONS) == "0001"

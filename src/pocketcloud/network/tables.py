@@ -6,7 +6,9 @@ while it is allocated and is deleted when released, so a free address is one wit
 What must be unique is unique in the database itself (migration 0002), whatever a writer checked
 first: a VLAN, the bridge of a VLAN network (flat networks share theirs, and have no VLAN), an
 address and a server within a network. That CIDRs do not overlap is checked under a lock
-(:func:`pocketcloud.database.serialized_session`); no portable constraint says it.
+(:func:`pocketcloud.database.serialized_session`) and, on PostgreSQL, enforced by the exclusion
+constraint ``excl_networks0cidr`` that migration 0002 adds (SQLite has no such constraint; the
+metadata here leaves it out, and Alembic's comparison ignores it).
 """
 
 from __future__ import annotations

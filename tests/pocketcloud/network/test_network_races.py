@@ -75,6 +75,20 @@ def _split(
     return created, conflicts
 
 
+def _network(name: str, cidr: str, vlan: int | None, bridge: str = "") -> dict[str, object]:
+    """Return a networks row as a writer that skips the manager would insert it."""
+    return {
+        "id": name,
+        "name": name,
+        "cidr": cidr,
+        "gateway": str(ipaddress.ip_network(cidr).network_address + 1),
+        "bridge": bridge or (f"br{vlan}" if vlan is not None else "br100"),
+        "vlan": vlan,
+        "manager": "vlan" if vlan is not None else "flat",
+        "created_at": utcnow(),
+    }
+
+
 async def _stored(db: Database) -> list[sa.RowMapping]:
     async with db.session() as session:
         return list((await session.execute(sa.select(networks))).mappings().all())
@@ -141,36 +155,41 @@ async def test_the_database_refuses_a_second_network_on_a_taken_vlan_or_vlan_bri
     database_url: str,
 ) -> None:
     # Even a writer that skips the manager's checks cannot store a duplicate.
-    def row(name: str, cidr: str, bridge: str, vlan: int | None) -> dict[str, object]:
-        return {
-            "id": name,
-            "name": name,
-            "cidr": cidr,
-            "gateway": cidr.rsplit(".", 1)[0] + ".1",
-            "bridge": bridge,
-            "vlan": vlan,
-            "manager": "vlan" if vlan is not None else "flat",
-            "created_at": utcnow(),
-        }
-
     async with Database(database_url) as db:
         await ensure_schemas(db, upgrade=True)
         async with db.session() as session:
-            await session.execute(sa.insert(networks).values(row("a", "10.0.0.0/24", "br500", 500)))
+            await session.execute(
+                sa.insert(networks).values(_network("a", "10.0.0.0/24", 500, bridge="br500"))
+            )
             # Flat networks share a bridge and have no VLAN: both allowed.
             await session.execute(
-                sa.insert(networks).values(row("f1", "10.1.0.0/24", "br100", None))
+                sa.insert(networks).values(_network("f1", "10.1.0.0/24", None, bridge="br100"))
             )
             await session.execute(
-                sa.insert(networks).values(row("f2", "10.1.1.0/24", "br100", None))
+                sa.insert(networks).values(_network("f2", "10.1.1.0/24", None, bridge="br100"))
             )
         for duplicate in (
-            row("b", "10.0.1.0/24", "br501", 500),  # the same VLAN
-            row("c", "10.0.2.0/24", "br500", 501),  # the same VLAN bridge
+            _network("b", "10.0.1.0/24", 500, bridge="br501"),  # the same VLAN
+            _network("c", "10.0.2.0/24", 501, bridge="br500"),  # the same VLAN bridge
         ):
             with pytest.raises(IntegrityError):
                 async with db.session() as session:
                     await session.execute(sa.insert(networks).values(duplicate))
+
+
+async def test_postgresql_refuses_overlapping_networks_from_any_writer(postgres_url: str) -> None:
+    # PostgreSQL says so itself (an exclusion constraint); on SQLite the creations are serialized.
+    async with Database(postgres_url) as db:
+        await ensure_schemas(db, upgrade=True)
+        async with db.session() as session:
+            await session.execute(sa.insert(networks).values(_network("a", "10.0.0.0/24", None)))
+            await session.execute(sa.insert(networks).values(_network("b", "10.0.1.0/24", None)))
+        for overlapping in ("10.0.0.0/24", "10.0.0.128/25", "10.0.0.0/16"):
+            with pytest.raises(IntegrityError, match="excl_networks0cidr"):
+                async with db.session() as session:
+                    await session.execute(
+                        sa.insert(networks).values(_network("c", overlapping, None))
+                    )
 
 
 @pytest.mark.parametrize("kind", ["flat", "vlan"])
