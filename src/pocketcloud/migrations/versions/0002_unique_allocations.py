@@ -1,10 +1,11 @@
-"""Networks that cannot collide, whoever writes them: unique VLANs and VLAN bridges, and on
-PostgreSQL no two overlapping CIDRs (an exclusion constraint; SQLite has none, and pocketcloud
-serializes creations there instead).
+"""Networks that cannot collide, whoever writes them: unique VLANs, bridges, CIDRs.
 
 Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-30
+
+Unique VLANs and VLAN bridges everywhere, and on PostgreSQL no two overlapping CIDRs (an exclusion
+constraint; SQLite has none, and pocketcloud serializes creations there instead).
 
 Before this revision concurrent creations could store two networks on one VLAN or range. Such a
 database cannot take the constraints: the upgrade stops and names the networks, so an operator
