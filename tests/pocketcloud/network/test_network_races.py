@@ -10,6 +10,8 @@ import asyncio
 import contextlib
 import ipaddress
 import itertools
+import json
+import sys
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from tests.pocketcloud.flows import CloudFactory, client_for, make_cloud_settings
+from tests.pocketcloud.flows import DEADLINE, CloudFactory, client_for, make_cloud_settings
 
 import steward
 from pocketcloud.database import ensure_schemas
@@ -251,3 +253,88 @@ async def test_concurrent_rest_creations_of_one_cidr_answer_one_201_and_409s(
                 )
         listed = (await client.get("/v1/networks")).json()
         assert [network["name"] for network in listed] == [winner]
+
+
+# One network service in a process of its own: it says "ready", waits for the go on stdin, sends
+# its creations at once and prints what became of them.
+_WORKER = """
+import asyncio, json, sys
+import steward
+from pocketcloud.config import load_cloud_settings
+from pocketcloud.network.manager import MANAGERS
+from steward.db import Database
+
+async def main(url, data_dir, kind, requests):
+    settings = load_cloud_settings({"data_dir": data_dir, "network_manager": kind})
+    async with Database(url) as db:
+        manager = MANAGERS[kind]("network", db=db, cloud_settings=settings)
+        await manager.init_host(None)
+        print("ready", flush=True)
+        await asyncio.to_thread(sys.stdin.readline)
+        context = steward.get_admin_context()
+        results = await asyncio.gather(
+            *(manager.create_network(context, *request) for request in requests),
+            return_exceptions=True,
+        )
+    print(json.dumps([
+        r["name"] if isinstance(r, dict) else f"{type(r).__name__}: {r}" for r in results
+    ]))
+
+asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])))
+"""
+
+
+@pytest.mark.parametrize(
+    ("kind", "vlan", "same_cidr"),
+    [("flat", None, True), ("vlan", 500, False)],
+    ids=["one-cidr", "one-vlan"],
+)
+async def test_network_services_in_separate_processes_create_one_network(
+    postgres_url: str, tmp_path: Path, kind: str, vlan: int | None, same_cidr: bool
+) -> None:
+    async with Database(postgres_url) as db:
+        await ensure_schemas(db, upgrade=True)
+        workers = []
+        for process in range(3):
+            requests = [
+                (f"p{process}n{n}", "10.0.0.0/24" if same_cidr else f"10.{process}.{n}.0/24", vlan)
+                for n in range(5)
+            ]
+            workers.append(
+                await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-c",
+                    _WORKER,
+                    postgres_url,
+                    str(tmp_path / f"data{process}"),
+                    kind,
+                    json.dumps(requests),
+                    stdin=asyncio.subprocess.PIPE,
+                    stdout=asyncio.subprocess.PIPE,
+                )
+            )
+        async with asyncio.timeout(DEADLINE):
+            for worker in workers:
+                assert worker.stdout is not None
+                assert await worker.stdout.readline() == b"ready\n"
+            for worker in workers:
+                assert worker.stdin is not None
+                worker.stdin.write(b"go\n")
+                await worker.stdin.drain()
+            outputs = [await worker.communicate() for worker in workers]
+        assert [worker.returncode for worker in workers] == [0, 0, 0]
+        results = [result for out, _ in outputs for result in json.loads(out)]
+        stored = await _stored(db)
+        assert len(stored) == 1
+        winner = stored[0]["name"]
+        assert sorted(results) == sorted(
+            [winner]
+            + [
+                f"NetworkConflict: 10.0.0.0/24 overlaps network {winner!r} (10.0.0.0/24); "
+                "choose another range"
+                if same_cidr
+                else f"NetworkConflict: VLAN 500 is taken by network {winner!r}; "
+                "choose another VLAN or leave it out"
+            ]
+            * 14
+        )
