@@ -338,3 +338,21 @@ async def test_network_services_in_separate_processes_create_one_network(
             ]
             * 14
         )
+
+
+async def test_vlan_manager_keeps_off_the_bridge_of_a_flat_network(
+    database_url: str, tmp_path: Path
+) -> None:
+    # A cloud switched from FlatManager to VlanManager: VLAN 100's bridge br100 is the flat one.
+    context = steward.get_admin_context()
+    async with network_services(database_url, tmp_path, "flat", count=1) as (flat,):
+        await flat.create_network(context, "flat", "10.0.0.0/24")
+    async with network_services(database_url, tmp_path, "vlan", count=1) as (vlan,):
+        with pytest.raises(NetworkConflict) as refused:
+            await vlan.create_network(context, "a", "10.0.1.0/24", 100)
+        assert str(refused.value) == (
+            "bridge br100 of VLAN 100 is used by network 'flat'; "
+            "choose another VLAN or leave it out"
+        )
+        chosen = await vlan.create_network(context, "b", "10.0.2.0/24")
+        assert (chosen["vlan"], chosen["bridge"]) == (101, "br101")
