@@ -12,6 +12,9 @@ from pathlib import Path
 import httpx
 from tests.pocketcloud.flows import DEADLINE
 
+from pocketcloud.database import MIGRATIONS
+from steward.db import Database
+
 COMMAND = (sys.executable, "-m", "pocketcloud")
 UP_TIMEOUT = 120.0
 
@@ -114,10 +117,11 @@ async def test_up_serves_the_api_on_loopback_until_sigint_then_stops_gracefully(
 
 
 async def test_db_upgrade_then_current_reports_the_newest_revision(tmp_path: Path) -> None:
+    head = Database.head_revision(MIGRATIONS)
     for arguments, expected in (
-        (("db", "current"), "pocketcloud schema: empty (behind 0001"),
-        (("db", "upgrade"), "pocketcloud schema: 0001"),
-        (("db", "current"), "pocketcloud schema: 0001 (up to date)"),
+        (("db", "current"), f"pocketcloud schema: empty (behind {head}"),
+        (("db", "upgrade"), f"pocketcloud schema: {head}"),
+        (("db", "current"), f"pocketcloud schema: {head} (up to date)"),
     ):
         process = await asyncio.create_subprocess_exec(
             *COMMAND,

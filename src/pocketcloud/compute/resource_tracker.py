@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from pocketcloud.compute.driver import ComputeDriver
 from pocketcloud.compute.tables import compute_nodes, instances
+from pocketcloud.database import upsert
 from steward.db import Database, utcnow
 
 __all__ = ["ResourceTracker"]
@@ -42,8 +43,8 @@ class ResourceTracker:
         async with self.db.session() as session:
             count, ram, disk = (await session.execute(usage)).one()
             values |= {"running_vms": count, "memory_mb_used": ram, "disk_gb_used": disk}
-            updated = await session.execute(
-                sa.update(compute_nodes).where(compute_nodes.c.host == self.host).values(**values)
+            # One statement: an update that finds no row, then an insert, lets two first
+            # reports both insert (the periodic one and a build's, or a restarted service's).
+            await session.execute(
+                upsert(self.db, compute_nodes, {"host": self.host, **values}, keys=["host"])
             )
-            if not updated.rowcount:  # type: ignore[attr-defined]
-                await session.execute(sa.insert(compute_nodes).values(host=self.host, **values))

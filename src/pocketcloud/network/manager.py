@@ -24,8 +24,10 @@ import uuid
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 import steward
+from pocketcloud.database import serialized_session
 from pocketcloud.errors import (
     InvalidInput,
     NetworkConflict,
@@ -39,13 +41,14 @@ from pocketcloud.network.tables import fixed_ips, networks
 from pocketcloud.objects import NetworkInfo, NetworkRecord, wire
 from steward.context import RequestContext
 from steward.db import utcnow
+from steward.redact import shorten
 from steward.rpc import Target
 
 __all__ = ["MANAGERS", "FlatManager", "NetworkManager", "VlanManager"]
 
 LOG = logging.getLogger(__name__)
 
-# Two allocations racing for one address: the loser tries the next one, this many times.
+# An allocation that lost a race to a writer outside the lock tries again, this many times.
 _ALLOCATION_ATTEMPTS = 8
 
 
@@ -62,6 +65,7 @@ class NetworkManager(CloudManager):
     def __init__(self, host: str | None = None, **options: typing.Unpack[ManagerOptions]) -> None:
         super().__init__(host, service_name="network", **options)
         self.driver: NetworkDriver | None = None
+        self._creating = asyncio.Lock()
         self._allocating = asyncio.Lock()
 
     async def init_host(self, service_ref: object | None) -> None:
@@ -99,29 +103,23 @@ class NetworkManager(CloudManager):
         :class:`NetworkSetupFailed` when the driver cannot build it (then nothing of it is kept).
         """
         network = ipam.parse_cidr(cidr)
-        existing = await self._networks()
-        for other in existing:
-            if network.overlaps(ipaddress.ip_network(other.cidr)):
+        # The check and the insert are one transaction under the database's lock, so creations
+        # in this process or any other cannot both find a range or VLAN free (the asyncio lock
+        # only spares this process's connections from queueing for it).
+        async with self._creating:
+            try:
+                async with serialized_session(self.db, "networks") as session:
+                    existing = await self._networks(session)
+                    record = self._new_record(name, network, vlan, existing)
+                    await session.execute(sa.insert(networks).values(**record.model_dump()))
+            except IntegrityError as exc:
+                # Only a writer that skipped the lock gets here (the unique indexes on the VLAN
+                # and the VLAN bridge stop it): say what the network collides with.
+                self._new_record(name, network, vlan, await self._networks())
                 raise NetworkConflict(
-                    f"{cidr} overlaps network {other.name!r} ({other.cidr}); choose another range"
-                )
-        bridge, vlan = self._choose_layout(vlan, existing)
-        gateway = ipam.gateway_of(network)
-        record = NetworkRecord(
-            id=str(uuid.uuid4()),
-            name=name,
-            cidr=str(network),
-            gateway=str(gateway),
-            bridge=bridge,
-            vlan=vlan,
-            manager=self.kind,
-            created_at=utcnow(),
-        )
-        try:
-            async with self.db.session() as session:
-                await session.execute(sa.insert(networks).values(**record.model_dump()))
-        except IntegrityError as exc:
-            raise NetworkConflict(f"network {name!r} conflicts with an existing one") from exc
+                    f"network {shorten(name)!r} ({cidr}) conflicts with one created meanwhile; "
+                    "try again"
+                ) from exc
         try:
             await self._lay_out(record)
         except Exception as exc:
@@ -133,8 +131,34 @@ class NetworkManager(CloudManager):
                 f"the {self.kind} network {name!r} could not be built on host {self.host} "
                 f"({type(exc).__name__}; the network service's log says why); it was not created"
             ) from exc
-        LOG.info("Created %s network %s (%s) on bridge %s", self.kind, name, cidr, bridge)
+        LOG.info("Created %s network %s (%s) on bridge %s", self.kind, name, cidr, record.bridge)
         return wire(record)
+
+    def _new_record(
+        self,
+        name: str,
+        network: ipaddress.IPv4Network,
+        vlan: int | None,
+        existing: list[NetworkRecord],
+    ) -> NetworkRecord:
+        """Return the record of a new network beside ``existing``; raise NetworkConflict."""
+        for other in existing:
+            if network.overlaps(ipaddress.ip_network(other.cidr)):
+                raise NetworkConflict(
+                    f"{network} overlaps network {shorten(other.name)!r} ({other.cidr}); "
+                    "choose another range"
+                )
+        bridge, vlan = self._choose_layout(vlan, existing)
+        return NetworkRecord(
+            id=str(uuid.uuid4()),
+            name=name,
+            cidr=str(network),
+            gateway=str(ipam.gateway_of(network)),
+            bridge=bridge,
+            vlan=vlan,
+            manager=self.kind,
+            created_at=utcnow(),
+        )
 
     def _choose_layout(
         self, vlan: int | None, existing: list[NetworkRecord]
@@ -154,9 +178,13 @@ class NetworkManager(CloudManager):
         """Return network ``network_id``; raises :class:`NetworkNotFound`."""
         return wire(await self._network(network_id))
 
-    async def _networks(self) -> list[NetworkRecord]:
+    async def _networks(self, session: AsyncSession | None = None) -> list[NetworkRecord]:
+        """Return every network, oldest first, read in ``session`` (None: a session of its own)."""
         query = sa.select(networks).order_by(networks.c.created_at, networks.c.id)
-        async with self.db.session() as session:
+        if session is None:
+            async with self.db.session() as own:
+                rows = (await own.execute(query)).mappings().all()
+        else:
             rows = (await session.execute(query)).mappings().all()
         return [_record(row) for row in rows]
 
@@ -209,27 +237,31 @@ class NetworkManager(CloudManager):
         None: another allocation took that address meanwhile (the caller tries again).
         """
         query = sa.select(fixed_ips).where(fixed_ips.c.network_id == record.id)
-        async with self.db.session() as session:
-            rows = (await session.execute(query)).mappings().all()
-        for row in rows:
-            if row["server_id"] == server_id:
-                return row["address"], row["mac"]
-        network = ipaddress.IPv4Network(record.cidr)
-        address = str(ipam.first_free_address(network, (row["address"] for row in rows)))
-        mac = ipam.random_mac()
-        values = {
-            "network_id": record.id,
-            "address": address,
-            "server_id": server_id,
-            "host": host,
-            "mac": mac,
-            "allocated_at": utcnow(),
-        }
         try:
-            async with self.db.session() as session:
-                await session.execute(sa.insert(fixed_ips).values(**values))
+            # Reading the taken addresses and inserting the new one is one transaction under the
+            # network's lock: allocations from other processes wait instead of racing.
+            async with serialized_session(self.db, f"fixed-ips:{record.id}") as session:
+                rows = (await session.execute(query)).mappings().all()
+                for row in rows:
+                    if row["server_id"] == server_id:
+                        return row["address"], row["mac"]
+                network = ipaddress.IPv4Network(record.cidr)
+                address = str(ipam.first_free_address(network, (row["address"] for row in rows)))
+                mac = ipam.random_mac()
+                await session.execute(
+                    sa.insert(fixed_ips).values(
+                        network_id=record.id,
+                        address=address,
+                        server_id=server_id,
+                        host=host,
+                        mac=mac,
+                        allocated_at=utcnow(),
+                    )
+                )
         except IntegrityError:
-            LOG.debug("Address %s was taken concurrently; trying the next", address)
+            # The unique (network, address) and (network, server) indexes stopped a writer that
+            # skipped the lock; the next attempt sees its row.
+            LOG.debug("An address on %s was taken concurrently; trying again", record.name)
             return None
         return address, mac
 
@@ -294,15 +326,25 @@ class VlanManager(NetworkManager):
     def _choose_layout(
         self, vlan: int | None, existing: list[NetworkRecord]
     ) -> tuple[str, int | None]:
-        taken = {record.vlan for record in existing if record.vlan is not None}
+        users = {record.vlan: record.name for record in existing if record.vlan is not None}
+        # A flat network left by FlatManager holds its bridge too (br100 by default).
+        bridges = {record.bridge: record.name for record in existing}
         if vlan is None:
             vlan = self.cloud_settings.vlan_start
-            while vlan in taken:
+            while vlan in users or f"br{vlan}" in bridges:
                 vlan += 1
             if vlan > 4094:
                 raise NetworkConflict("every VLAN id from vlan_start to 4094 is taken")
-        elif vlan in taken:
-            raise NetworkConflict(f"VLAN {vlan} is taken by another network; choose another")
+        elif vlan in users:
+            raise NetworkConflict(
+                f"VLAN {vlan} is taken by network {shorten(users[vlan])!r}; "
+                "choose another VLAN or leave it out"
+            )
+        elif (holder := bridges.get(f"br{vlan}")) is not None:
+            raise NetworkConflict(
+                f"bridge br{vlan} of VLAN {vlan} is used by network {shorten(holder)!r}; "
+                "choose another VLAN or leave it out"
+            )
         return f"br{vlan}", vlan
 
     async def _lay_out(self, record: NetworkRecord) -> None:

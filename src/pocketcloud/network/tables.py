@@ -2,6 +2,13 @@
 
 Only the network managers (:mod:`pocketcloud.network.manager`) write them. A fixed IP is a row
 while it is allocated and is deleted when released, so a free address is one without a row.
+
+What must be unique is unique in the database itself (migration 0002), whatever a writer checked
+first: a VLAN, the bridge of a VLAN network (flat networks share theirs, and have no VLAN), an
+address and a server within a network. That CIDRs do not overlap is checked under a lock
+(:func:`pocketcloud.database.serialized_session`) and, on PostgreSQL, enforced by the exclusion
+constraint ``excl_networks0cidr`` that migration 0002 adds (SQLite has no such constraint; the
+metadata here leaves it out, and Alembic's comparison ignores it).
 """
 
 from __future__ import annotations
@@ -23,6 +30,14 @@ networks = sa.Table(
     sa.Column("vlan", sa.Integer, nullable=True),
     sa.Column("manager", sa.String(16), nullable=False),
     sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Index("uniq_networks0vlan", "vlan", unique=True),
+    sa.Index(
+        "uniq_networks0bridge",
+        "bridge",
+        unique=True,
+        sqlite_where=sa.text("vlan IS NOT NULL"),
+        postgresql_where=sa.text("vlan IS NOT NULL"),
+    ),
 )
 
 fixed_ips = sa.Table(

@@ -3,9 +3,11 @@
 ``select_destinations`` runs the enabled filters over every compute host's state
 (:mod:`~pocketcloud.scheduler.host_state`), weighs the hosts that pass and records an allocation
 for the winner, so the next choice already counts it, before the compute host has even heard of
-the server. Choices are made one at a time. ``schedule_and_build_instance`` is the boot flow's
-step: choose, tell the api service the server's host, and cast the build to ``compute.<host>``;
-when no host fits, the server goes to ERROR with the reason as its fault.
+the server. Choices are made one at a time, across processes too: the choice and the claim are
+one transaction under the database's lock, so two schedulers never promise one host's last free
+RAM twice. ``schedule_and_build_instance`` is the boot flow's step: choose, tell the api service
+the server's host, and cast the build to ``compute.<host>``; when no host fits, the server goes
+to ERROR with the reason as its fault.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ import logging
 import typing
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from pocketcloud.api.rpcapi import ServersAPI
 from pocketcloud.compute.rpcapi import ComputeAPI
 from pocketcloud.compute.tables import compute_nodes
+from pocketcloud.database import serialized_session
 from pocketcloud.errors import NoValidHost
 from pocketcloud.manager import CloudManager, ManagerOptions
 from pocketcloud.objects import (
@@ -77,8 +81,11 @@ class SchedulerManager(CloudManager):
         Asking again for a server that has a claim returns the same host. Raises
         :class:`NoValidHost` saying which filter left no host.
         """
-        async with self._choosing:
-            claimed = await self._claim_of(spec.server_id)
+        # Reading what the hosts have left and claiming on the best one is one transaction under
+        # the database's lock: schedulers in other processes wait for it instead of promising the
+        # same free RAM twice (the asyncio lock spares this process's connections the queue).
+        async with self._choosing, serialized_session(self.db, "allocations") as session:
+            claimed = await self._claim_of(spec.server_id, session)
             if claimed is not None:
                 return [wire(claimed)]
             states = await load_host_states(self.db, self.registry)
@@ -86,16 +93,15 @@ class SchedulerManager(CloudManager):
             best = weigh_hosts(
                 passed, ram_weight_multiplier=self.cloud_settings.ram_weight_multiplier
             )[0]
-            async with self.db.session() as session:
-                await session.execute(
-                    sa.insert(allocations).values(
-                        server_id=spec.server_id,
-                        host=best.host,
-                        ram_mb=spec.ram_mb,
-                        disk_gb=spec.disk_gb,
-                        created_at=utcnow(),
-                    )
+            await session.execute(
+                sa.insert(allocations).values(
+                    server_id=spec.server_id,
+                    host=best.host,
+                    ram_mb=spec.ram_mb,
+                    disk_gb=spec.disk_gb,
+                    created_at=utcnow(),
                 )
+            )
         LOG.info(
             "Chose %s for server %s (%d of %d hosts passed the filters)",
             best.host,
@@ -106,14 +112,13 @@ class SchedulerManager(CloudManager):
         destination = Destination(host=best.host, availability_zone=best.availability_zone)
         return [wire(destination)]
 
-    async def _claim_of(self, server_id: str) -> Destination | None:
+    async def _claim_of(self, server_id: str, session: AsyncSession) -> Destination | None:
         query = (
             sa.select(allocations.c.host, compute_nodes.c.availability_zone)
             .join(compute_nodes, compute_nodes.c.host == allocations.c.host, isouter=True)
             .where(allocations.c.server_id == server_id)
         )
-        async with self.db.session() as session:
-            row = (await session.execute(query)).first()
+        row = (await session.execute(query)).first()
         if row is None:
             return None
         return Destination(host=row[0], availability_zone=row[1] or "")

@@ -9,6 +9,7 @@ really uses and sends a ``volume.usage`` notification per volume.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import typing
@@ -123,14 +124,26 @@ class VolumeManager(CloudManager):
             raise VolumeNotFound(f"volume {volume_id!r} does not exist")
         return VolumeRecord.model_validate(dict(row))
 
-    async def _set(self, volume_id: str, *, expected: VolumeStatus, **values: object) -> bool:
-        """Update the volume if its status is still ``expected``; return whether it was."""
+    async def _set(
+        self,
+        volume_id: str,
+        *,
+        expected: VolumeStatus,
+        attached_to: str | None = None,
+        **values: object,
+    ) -> bool:
+        """Update the volume if its status is still ``expected``; return whether it was.
+
+        A compare-and-swap in one statement: of two callers expecting the same state, one wins.
+        ``attached_to`` also requires the volume to be attached to that server still.
+        """
         statement = (
             sa.update(volumes)
             .where(
                 volumes.c.id == volume_id,
                 volumes.c.deleted == sa.false(),
                 volumes.c.status == expected,
+                *(() if attached_to is None else (volumes.c.server_id == attached_to,)),
             )
             .values(**values, updated_at=utcnow())
         )
@@ -174,7 +187,8 @@ class VolumeManager(CloudManager):
                 + (f" (attached to server {volume.server_id})" if volume.server_id else "")
                 + "; only an available volume can be attached"
             )
-        data = await driver.initialize_connection(volume_id, host)
+        # Claim the volume first, then connect it: a loser of the race never touches the
+        # connection (on the same compute host, terminating its own would cut the winner's).
         attached = await self._set(
             volume_id,
             expected=VolumeStatus.AVAILABLE,
@@ -184,8 +198,26 @@ class VolumeManager(CloudManager):
             attached_at=utcnow(),
         )
         if not attached:
-            await driver.terminate_connection(volume_id, host)
-            raise InvalidVolumeState(f"volume {volume_id} was attached elsewhere meanwhile")
+            raise InvalidVolumeState(
+                f"volume {volume_id} was attached to another server meanwhile; "
+                "only an available volume can be attached"
+            )
+        try:
+            data = await driver.initialize_connection(volume_id, host)
+        except BaseException:
+            # Give the claim back, even when cancelled: one short statement.
+            await asyncio.shield(
+                self._set(
+                    volume_id,
+                    expected=VolumeStatus.IN_USE,
+                    attached_to=server_id,
+                    status=VolumeStatus.AVAILABLE,
+                    server_id=None,
+                    attached_host=None,
+                    attached_at=None,
+                )
+            )
+            raise
         LOG.info("Attached volume %s to server %s on %s", volume_id, server_id, host)
         self.notifier.info(
             context, "volume.attach.end", {"volume_id": volume_id, "server_id": server_id}
@@ -198,9 +230,11 @@ class VolumeManager(CloudManager):
         if volume.status != VolumeStatus.IN_USE or volume.server_id != server_id:
             return
         await self._require_driver().terminate_connection(volume_id, volume.attached_host or "")
+        # Only if it is still this server's: a stale detach must not free another's attachment.
         await self._set(
             volume_id,
             expected=VolumeStatus.IN_USE,
+            attached_to=server_id,
             status=VolumeStatus.AVAILABLE,
             server_id=None,
             attached_host=None,
