@@ -9,6 +9,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from steward.context import RequestContext
 from steward.errors import InvalidArguments, MalformedMessage, NoSuchMethod, UnsupportedVersion
@@ -145,3 +147,52 @@ async def test_a_body_that_is_not_json_is_rejected_and_the_server_goes_on(
     await transport.send(Target("echo"), b"\xff{not json", confirm=False)
     client = RPCClient(transport, Target("echo"), timeout=30)
     assert await client.call(None, "echo", value=7) == 7
+
+
+method_names = st.one_of(
+    st.text(min_size=1, max_size=300),
+    st.builds(lambda char, length: char * length, st.characters(), st.integers(1, 200_000)),
+).filter(lambda name: name != "echo")
+
+
+async def _call_unknown(names: list[str]) -> tuple[list[str], dict[str, int], int]:
+    transport = get_transport("memory://")
+    server = RPCServer(transport, Target("echo", "h1"), [Echo()])
+    await server.start()
+    handler = _LongestMessage()
+    logging.getLogger("steward").addHandler(handler)
+    try:
+        client = RPCClient(transport, Target("echo"), timeout=30)
+        errors = []
+        for name in names:
+            with pytest.raises((NoSuchMethod, InvalidArguments, UnsupportedVersion)) as raised:
+                await client.call(None, name)
+            errors.append(str(raised.value))
+        assert await client.call(None, "echo", value=5) == 5
+        return errors, {key: s.calls for key, s in server.method_stats.items()}, handler.longest
+    finally:
+        logging.getLogger("steward").removeHandler(handler)
+        await server.stop()
+        await server.wait()
+        await transport.close()
+
+
+class _LongestMessage(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.longest = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.longest = max(self.longest, len(record.getMessage()))
+
+
+@settings(max_examples=40, deadline=None)
+@given(names=st.lists(method_names, min_size=1, max_size=8))
+def test_fuzzed_method_names_are_refused_briefly_and_counted_in_one_series(
+    names: list[str],
+) -> None:
+    errors, stats, longest = asyncio.run(_call_unknown(names))
+    assert all(len(error) < 400 for error in errors)
+    assert set(stats) <= {UNKNOWN_METHOD, "echo"}
+    assert stats.get(UNKNOWN_METHOD) == len(names)
+    assert longest < 1000
