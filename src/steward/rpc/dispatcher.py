@@ -30,6 +30,7 @@ import dataclasses
 import functools
 import inspect
 import logging
+import types
 import typing
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
@@ -53,7 +54,7 @@ F = typing.TypeVar("F", bound=Callable[..., object])
 _LENIENT_MARK = "__steward_rpc_lenient__"
 # Types whose strict check is the same for a Python value as for its JSON form: no need to write
 # the value back as JSON to check it.
-_PLAIN_TYPES: frozenset[object] = frozenset({str, int, float, bool, type(None)})
+_PLAIN_TYPES: frozenset[object] = frozenset({str, int, float, bool, type(None), list, dict})
 # pydantic's errors for what its JSON mode cannot check, though the Python value can be checked.
 _NEEDS_PYTHON = frozenset({"json_invalid", "needs_python_object"})
 _JSON_NAMES = {
@@ -209,7 +210,7 @@ def _build_method(name: str, fn: Callable[..., object]) -> _Method:
             name=parameter.name,
             expected=_type_name(annotation),
             adapter=None if annotation in (typing.Any, object) else _adapter(annotation),
-            plain=annotation in _PLAIN_TYPES,
+            plain=_is_plain(annotation),
             required=parameter.default is inspect.Parameter.empty,
         )
     return _Method(
@@ -231,6 +232,25 @@ def _adapter(annotation: typing.Any) -> pydantic.TypeAdapter[typing.Any]:  # noq
     except pydantic.PydanticUserError:
         # A pydantic model or dataclass, or a TypedDict, brings its own configuration.
         return pydantic.TypeAdapter(annotation)
+
+
+def _is_plain(annotation: object) -> bool:
+    """Say if pydantic's strict check of ``annotation`` is the same from Python as from JSON.
+
+    True for str, int, float, bool and None, and lists, string-keyed dicts, unions and
+    ``Annotated`` constraints of those: their JSON values are already what a strict Python
+    check expects. Not for datetimes, UUIDs, tuples, models...: those need the JSON mode.
+    """
+    if annotation in _PLAIN_TYPES or annotation is typing.Any:
+        return True
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return _is_plain(args[0])
+    if origin is dict:
+        return len(args) == 2 and args[0] is str and _is_plain(args[1])
+    if origin in (list, typing.Union, types.UnionType):
+        return bool(args) and all(_is_plain(arg) for arg in args)
+    return False
 
 
 def _type_name(annotation: object) -> str:

@@ -251,7 +251,7 @@ async def call_typed(dispatcher: Dispatcher, method: str, **args: Any) -> object
         pytest.param(
             "integers",
             {"a": 1},
-            "must be list[int]: Input should be a valid array, got an object {'a': 1}",
+            "must be list[int]: Input should be a valid list, got an object {'a': 1}",
             id="list-object",
         ),
         pytest.param(
@@ -264,7 +264,7 @@ async def call_typed(dispatcher: Dispatcher, method: str, **args: Any) -> object
         pytest.param(
             "mapping",
             [1],
-            "must be dict[str, int]: Input should be an object, got an array [1]",
+            "must be dict[str, int]: Input should be a valid dictionary, got an array [1]",
             id="dict-array",
         ),
         pytest.param(
