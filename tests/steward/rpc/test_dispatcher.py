@@ -1,15 +1,19 @@
 from __future__ import annotations
 
+import asyncio
 import datetime
 import decimal
 import enum
+import json
 import math
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pydantic
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from steward import Manager, RequestContext
 from steward.errors import InvalidArguments, NoSuchMethod, UnsupportedVersion
@@ -21,6 +25,7 @@ from steward.rpc import (
     Target,
     get_transport,
     lenient,
+    wire,
 )
 from steward.rpc.transports.base import Transport
 from steward.rpc.wire import Request
@@ -350,6 +355,60 @@ async def test_json_forms_still_become_their_types(
     result = await call_typed(typed, method, value=value)
     assert result == expected
     assert type(result) is type(expected)
+
+
+any_json = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(st.characters(exclude_categories=()), max_size=6),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner),
+    max_leaves=6,
+)
+
+
+def fits_float(value: int) -> bool:
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True
+
+
+# What each strict method accepts: exactly its JSON type, nothing that merely converts to it.
+ACCEPTS: dict[str, Callable[[Any], bool]] = {
+    "integer": lambda value: type(value) is int,
+    "number": lambda value: type(value) is float or (type(value) is int and fits_float(value)),
+    "flag": lambda value: type(value) is bool,
+    "text": lambda value: type(value) is str,
+    "integers": lambda value: type(value) is list and all(type(item) is int for item in value),
+    "mapping": lambda value: (
+        type(value) is dict and all(type(item) is int for item in value.values())
+    ),
+    "optional": lambda value: value is None or type(value) is int,
+    "anything": lambda value: True,
+}
+
+
+@settings(max_examples=300, deadline=None)
+@given(method=st.sampled_from(sorted(ACCEPTS)), value=any_json)
+@example(method="integer", value=2**70)
+@example(method="number", value=2**1100)
+@example(method="number", value=math.nan)
+@example(method="text", value="\ud800")
+@example(method="flag", value=0)
+def test_strict_methods_accept_exactly_their_json_type(method: str, value: Any) -> None:
+    # Through the wire as a peer sends it, so JSON edge values (NaN, big ints) are in play.
+    body = wire.encode(wire.request(method, {"value": value}, {}, version="1.0"))
+    request = wire.parse_request(wire.decode(body))
+    dispatcher = Dispatcher([Typed()])
+    if ACCEPTS[method](value):
+        result = asyncio.run(dispatcher.dispatch(request))
+        assert json.dumps(result) == json.dumps(float(value) if method == "number" else value)
+    else:
+        with pytest.raises(InvalidArguments, match=f"^{method}\\(\\): argument `value"):
+            asyncio.run(dispatcher.dispatch(request))
 
 
 async def test_a_lenient_method_converts_as_pydantic_lax_mode(typed: Dispatcher) -> None:
