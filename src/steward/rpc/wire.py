@@ -118,7 +118,7 @@ def _has_inexact_float(value: object) -> bool:
             continue
         # A container of strings, ints, booleans and nulls (most of any message) is passed
         # over in C; only one that holds floats or containers is looked at value by value.
-        if set(map(type, values)) <= _SCALARS:
+        if _SCALARS.issuperset(map(type, values)):
             continue
         for child in values:
             if type(child) not in _SCALARS:
@@ -132,7 +132,11 @@ _SCALARS = frozenset({str, int, bool, type(None)})
 def _payload_is_inexact(inner: Mapping[str, object]) -> bool:
     for key in _PAYLOAD_KEYS:
         value = inner.get(key)
-        if type(value) not in _SCALARS and _has_inexact_float(value):
+        if type(value) in _SCALARS or (
+            isinstance(value, dict) and _SCALARS.issuperset(map(type, value.values()))
+        ):
+            continue  # the usual arguments and results, without a call
+        if _has_inexact_float(value):
             return True
     return False
 
