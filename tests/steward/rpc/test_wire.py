@@ -204,6 +204,9 @@ def test_values_steward_sends_reach_an_oslo_peer_exactly(value: Any) -> None:
         oslo_read(wire.encode(wire.request("m", {"v": value}, {})))["args"]["v"], expected
     )
     assert same_json(oslo_read(wire.encode(wire.reply("m1", result=value)))["result"], expected)
+    notification = {"event_type": "e", "payload": {"v": value}, "priority": "INFO"}
+    assert same_json(oslo_read(wire.encode(notification))["payload"]["v"], expected)
+    assert same_json(wire.decode(oslo_body(notification))["payload"]["v"], expected)
 
 
 def test_nan_and_big_integers_are_written_as_oslo_writes_them() -> None:
