@@ -310,7 +310,9 @@ async def test_dispatch_errors_reach_the_caller_and_the_server_keeps_serving(
         await client.prepare(version="1.4").call(context, "echo")
     with pytest.raises(UnsupportedVersion):
         await client.prepare(namespace="other").call(context, "echo")
-    with pytest.raises(InvalidArguments, match=r"add\(\): argument `a`: .*got 'one'"):
+    with pytest.raises(
+        InvalidArguments, match=r"add\(\): argument `a` must be int: .*got a string 'one'"
+    ):
         await client.call(context, "add", a="one")
     with pytest.raises(InvalidArguments, match="missing required argument `a`"):
         await client.call(context, "add")
