@@ -38,6 +38,8 @@ __all__ = [
 _TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%f"
 _READ_DELETED = ("no", "yes", "only")
 _FLAGS = ("is_admin", "read_only", "show_deleted", "is_admin_project")
+_BOOL = frozenset({bool})
+_STR = frozenset({str})
 
 # oslo.context's short keys for fields steward (and nova) name with an ``_id`` suffix.
 _OSLO_ALIASES = {
@@ -96,7 +98,20 @@ class RequestContext:
 
     def __post_init__(self) -> None:
         # A context restored from a message is who asks and what they may do: a flag that is not
-        # a boolean ("yes", 1) is refused, never taken for its truth value.
+        # a boolean ("yes", 1) is refused, never taken for its truth value. (One expression for
+        # the usual case: this runs for every request a server handles.)
+        flags = (self.is_admin, self.read_only, self.show_deleted, self.is_admin_project)
+        if not _BOOL.issuperset(map(type, flags)):
+            self._refuse_flags()
+        if type(self.roles) is not list or not _STR.issuperset(map(type, self.roles)):
+            self._refuse_roles()
+        if self.read_deleted not in _READ_DELETED:
+            raise ValueError(
+                f"`read_deleted` must be one of {', '.join(_READ_DELETED)}, "
+                f"got {shorten(repr(self.read_deleted))}"
+            )
+
+    def _refuse_flags(self) -> None:
         for name in _FLAGS:
             value = getattr(self, name)
             if not isinstance(value, bool):
@@ -104,15 +119,12 @@ class RequestContext:
                     f"`{name}` must be true or false, got {type(value).__name__} "
                     f"{shorten(repr(value))}"
                 )
+
+    def _refuse_roles(self) -> None:
         if not isinstance(self.roles, list) or not all(
             isinstance(role, str) for role in self.roles
         ):
             raise TypeError(f"`roles` must be a list of strings, got {shorten(repr(self.roles))}")
-        if self.read_deleted not in _READ_DELETED:
-            raise ValueError(
-                f"`read_deleted` must be one of {', '.join(_READ_DELETED)}, "
-                f"got {shorten(repr(self.read_deleted))}"
-            )
 
     @property
     def user_identity(self) -> str:
