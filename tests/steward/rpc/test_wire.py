@@ -223,6 +223,22 @@ def test_legacy_body_with_nan_and_big_integers_is_read_exactly() -> None:
     assert type(inner["args"]["b"]) is int
 
 
+def nested(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def test_nesting_deeper_than_orjson_writes_is_sent_as_oslo_would() -> None:
+    value = nested(400)  # orjson refuses to write beyond 254 levels; Python's json does not
+    body = wire.encode(wire.request("m", {"v": value}, {}))
+    assert oslo_read(body)["args"]["v"] == value
+    assert wire.decode(body)["args"]["v"] == value
+    with pytest.raises(TypeError, match="nested too deeply to be sent as JSON"):
+        wire.encode(wire.request("m", {"v": nested(50_000)}, {}))
+
+
 def test_failures_carry_nan_and_big_integers() -> None:
     failure = wire.serialize_failure(ValueError(math.nan, 2**70))
     again = wire.deserialize_failure(failure)
