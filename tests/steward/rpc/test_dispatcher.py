@@ -312,11 +312,23 @@ async def call_typed(dispatcher: Dispatcher, method: str, **args: Any) -> object
         ),
     ],
 )
+@pytest.mark.parametrize("via", ["dispatcher", "memory"])
 async def test_mistyped_arguments_are_refused_naming_the_argument_type_and_value(
-    typed: Dispatcher, method: str, value: Any, message: str
+    typed: Dispatcher,
+    typed_transport: Transport,
+    via: str,
+    method: str,
+    value: Any,
+    message: str,
 ) -> None:
+    client = RPCClient(typed_transport, Target("typed", version="1.0"))
+    sending = (  # the dispatcher itself, or what a caller gets through the wire
+        call_typed(typed, method, value=value)
+        if via == "dispatcher"
+        else client.call(RequestContext(), method, value=value)
+    )
     with pytest.raises(InvalidArguments) as caught:
-        await call_typed(typed, method, value=value)
+        await sending
     assert str(caught.value).startswith(f"{method}(): argument `value")
     assert message in str(caught.value)
 
