@@ -430,6 +430,23 @@ async def test_a_lenient_method_converts_as_pydantic_lax_mode(typed: Dispatcher)
         await call_typed(typed, "loose", value="twelve", when=1)
 
 
+async def test_lenient_survives_the_tracing_wrapper_of_manager_methods() -> None:
+    class Loose(Manager):
+        target = Target(version="1.0")
+
+        @lenient
+        def grow(self, context: RequestContext, by: int) -> int:
+            return by + 1
+
+        def grow_strictly(self, context: RequestContext, by: int) -> int:
+            return by + 1
+
+    dispatcher = Dispatcher([Loose(host="h")])
+    assert await call_typed(dispatcher, "grow", by="2") == 3
+    with pytest.raises(InvalidArguments, match="argument `by` must be int"):
+        await call_typed(dispatcher, "grow_strictly", by="2")
+
+
 async def test_every_bad_argument_is_named_at_once(typed: Dispatcher) -> None:
     with pytest.raises(InvalidArguments) as caught:
         await call_typed(typed, "loose", value="x", extra=1)
