@@ -193,11 +193,11 @@ def _stdlib_loads(data: bytes | str, what: str) -> typing.Any:  # noqa: ANN401 -
         text = data.decode() if isinstance(data, bytes) else data
         return json.loads(text)
     except UnicodeDecodeError as exc:
-        raise MalformedMessage(f"{what} is not UTF-8 text: {exc}") from None
+        raise MalformedMessage(f"{what} is not UTF-8 text: {exc}") from exc
     except json.JSONDecodeError as exc:
-        raise MalformedMessage(f"{what} is not JSON: {exc}") from None
-    except RecursionError:
-        raise MalformedMessage(f"{what} is nested too deeply to be read") from None
+        raise MalformedMessage(f"{what} is not JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise MalformedMessage(f"{what} is nested too deeply to be read") from exc
 
 
 def encode(inner: Mapping[str, typing.Any], *, max_size: int | None = None) -> bytes:
