@@ -38,6 +38,8 @@ __all__ = [
 _TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%f"
 _READ_DELETED = ("no", "yes", "only")
 _FLAGS = ("is_admin", "read_only", "show_deleted", "is_admin_project")
+_BOOL = frozenset({bool})
+_STR = frozenset({str})
 
 # oslo.context's short keys for fields steward (and nova) name with an ``_id`` suffix.
 _OSLO_ALIASES = {
@@ -67,7 +69,10 @@ class RequestContext:
 
     ``request_id`` is generated (``req-<uuid4>``) when not given; ``timestamp`` defaults to now
     (UTC). ``auth_token`` is never shown: it is left out of ``repr`` and so of log lines.
-    ``read_deleted`` is nova's: ``"no"`` (default), ``"yes"`` or ``"only"``.
+    ``read_deleted`` is nova's: ``"no"`` (default), ``"yes"`` or ``"only"``. The flags
+    (``is_admin``, ``read_only``, ``show_deleted``, ``is_admin_project``) must be booleans and
+    ``roles`` a list of strings, else ``TypeError``: a context restored from a message with
+    ``is_admin: "yes"`` is refused, never taken for its truth value.
     """
 
     user_id: str | None = None
@@ -92,11 +97,34 @@ class RequestContext:
     extra: dict[str, typing.Any] = dataclasses.field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
+        # A context restored from a message is who asks and what they may do: a flag that is not
+        # a boolean ("yes", 1) is refused, never taken for its truth value. (One expression for
+        # the usual case: this runs for every request a server handles.)
+        flags = (self.is_admin, self.read_only, self.show_deleted, self.is_admin_project)
+        if not _BOOL.issuperset(map(type, flags)):
+            self._refuse_flags()
+        if type(self.roles) is not list or not _STR.issuperset(map(type, self.roles)):
+            self._refuse_roles()
         if self.read_deleted not in _READ_DELETED:
             raise ValueError(
                 f"`read_deleted` must be one of {', '.join(_READ_DELETED)}, "
-                f"got {self.read_deleted!r}"
+                f"got {shorten(repr(self.read_deleted))}"
             )
+
+    def _refuse_flags(self) -> None:
+        for name in _FLAGS:
+            value = getattr(self, name)
+            if not isinstance(value, bool):
+                raise TypeError(
+                    f"`{name}` must be true or false, got {type(value).__name__} "
+                    f"{shorten(repr(value))}"
+                )
+
+    def _refuse_roles(self) -> None:
+        if not isinstance(self.roles, list) or not all(
+            isinstance(role, str) for role in self.roles
+        ):
+            raise TypeError(f"`roles` must be a list of strings, got {shorten(repr(self.roles))}")
 
     @property
     def user_identity(self) -> str:
@@ -191,9 +219,11 @@ def _parse_timestamp(value: object) -> datetime.datetime:
         try:
             parsed = datetime.datetime.fromisoformat(value)
         except ValueError as exc:
-            raise ValueError(f"`timestamp` must be an ISO 8601 time, got {value!r}") from exc
+            raise ValueError(
+                f"`timestamp` must be an ISO 8601 time, got {shorten(repr(value))}"
+            ) from exc
     else:
-        raise TypeError(f"`timestamp` must be a string or datetime, got {value!r}")
+        raise TypeError(f"`timestamp` must be a string or datetime, got {shorten(repr(value))}")
     # nova writes naive UTC times.
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=datetime.UTC)
 

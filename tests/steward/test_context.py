@@ -232,3 +232,30 @@ def test_round_trip_property(
         user_id=user_id, project_id=project_id, roles=roles, is_admin=is_admin, extra=extra
     )
     assert RequestContext.from_dict(context.to_dict()) == context
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        pytest.param(
+            {"is_admin": "yes"}, "`is_admin` must be true or false, got str 'yes'", id="a"
+        ),
+        pytest.param({"is_admin": 1}, "`is_admin` must be true or false, got int 1", id="a-int"),
+        pytest.param({"read_only": 1}, "`read_only` must be true or false, got int 1", id="ro"),
+        pytest.param({"read_only": "false"}, "`read_only` must be true or false", id="ro-str"),
+        pytest.param({"is_admin_project": []}, "`is_admin_project` must be true or", id="ap"),
+        pytest.param({"roles": "admin"}, "`roles` must be a list of strings, got 'admin'", id="r"),
+        pytest.param({"roles": ["admin", 1]}, "`roles` must be a list of strings", id="r-int"),
+    ],
+)
+def test_mistyped_flags_and_roles_are_refused_not_taken_for_their_truth(
+    values: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(TypeError, match=re.escape(message)):
+        RequestContext.from_dict(values)
+
+
+def test_a_long_mistyped_flag_is_shortened_in_the_error() -> None:
+    with pytest.raises(TypeError) as caught:
+        RequestContext.from_dict({"is_admin": "y" * 10_000})
+    assert len(str(caught.value)) < 200

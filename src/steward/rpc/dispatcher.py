@@ -7,8 +7,16 @@ compatible, :class:`UnsupportedVersion`. Only public methods are callable (no le
 endpoint may list more names to hide in ``__rpc_private__`` (managers hide their lifecycle hooks).
 
 Better than oslo: the arguments are validated against the method's type hints with pydantic
-before it runs, and the caller gets :class:`InvalidArguments` naming each bad argument. The
-validator and the lookup are built once per method, not per message.
+before it runs, and the caller gets :class:`InvalidArguments` naming each bad argument, the type
+it expects and what came. The checks are strict on JSON types: ``"12"``, ``true`` and ``12.0`` are
+not an ``int``, ``1`` is not a ``bool``, ``5`` is not a ``str``. A value whose JSON form is a
+string still becomes its type (an ISO 8601 string a ``datetime``, a string a ``UUID``, ``Decimal``
+or ``Enum`` member, an array a ``tuple`` or ``set``): each argument is validated as pydantic
+validates JSON in strict mode (the argument written back as JSON — the value the peer sent).
+An argument the serializer turned into an object is validated as that object, strictly. A method
+marked :func:`lenient` gets pydantic's lax conversions instead (``"12"`` becomes ``12``), as
+before. A request context that cannot be restored (``is_admin: "yes"``) is refused the same way.
+The validators and the lookup are built once per method, not per message.
 
 A method is called as ``method(context, **args)``; the context is also the current one while it
 runs. ``async def`` methods run on the loop, plain ``def`` ones in the executor.
@@ -22,34 +30,83 @@ import dataclasses
 import functools
 import inspect
 import logging
+import types
 import typing
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 
 import pydantic
 
-from steward.context import bind
+from steward.context import RequestContext, bind
 from steward.errors import InvalidArguments, NoSuchMethod, UnsupportedVersion
 from steward.redact import shorten
+from steward.rpc import wire
 from steward.rpc.serializer import Serializer
 from steward.rpc.target import Target, version_is_compatible
 from steward.rpc.wire import Request
 
-__all__ = ["Dispatcher"]
+__all__ = ["Dispatcher", "lenient"]
 
 LOG = logging.getLogger(__name__)
+
+# An InvalidArguments message names at most this many problems, then says how many more.
+_PROBLEMS_SHOWN = 5
+
+F = typing.TypeVar("F", bound=Callable[..., object])
+
+_LENIENT_MARK = "__steward_rpc_lenient__"
+# Types whose strict check is the same for a Python value as for its JSON form: no need to write
+# the value back as JSON to check it.
+_PLAIN_TYPES: frozenset[object] = frozenset({str, int, float, bool, type(None), list, dict})
+# pydantic's errors for what its JSON mode cannot check, though the Python value can be checked.
+_NEEDS_PYTHON = frozenset({"json_invalid", "needs_python_object"})
+_JSON_NAMES = {
+    str: "a string",
+    bool: "a boolean",
+    int: "an integer",
+    float: "a number",
+    list: "an array",
+    dict: "an object",
+    type(None): "null",
+}
+
+
+def lenient(fn: F, /) -> F:
+    """Mark an endpoint method whose arguments are converted leniently, as pydantic's lax mode.
+
+    By default the dispatcher is strict on JSON types (``"12"`` is not an ``int``). Under this
+    mark, ``"12"`` becomes ``12``, ``1`` becomes ``True``, ``1700000000`` a ``datetime``: for
+    methods whose callers are known to send such values. Put it on the method (inside or
+    outside other decorators)::
+
+        @lenient
+        def resize(self, context: RequestContext, vcpus: int) -> None: ...
+    """
+    setattr(fn, _LENIENT_MARK, True)
+    return fn
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Argument:
+    """One argument of an endpoint method: how to check it, built once."""
+
+    name: str
+    expected: str
+    adapter: pydantic.TypeAdapter[typing.Any] | None  # None: annotated Any, nothing to check
+    plain: bool  # a type checked the same from Python as from JSON (see _PLAIN_TYPES)
+    required: bool
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Method:
-    """A callable endpoint method and its argument validator, built once."""
+    """A callable endpoint method and its argument checks, built once."""
 
     name: str
     fn: Callable[..., object]
     is_async: bool
-    validator: type[pydantic.BaseModel]
-    fields: tuple[str, ...]
+    arguments: dict[str, _Argument]
     takes_extra: bool
+    lenient: bool
 
 
 def _endpoint_target(endpoint: object) -> Target:
@@ -108,10 +165,13 @@ class Dispatcher:
         whatever the method raises.
         """
         method = self.resolve(request.namespace, request.version, request.method)
-        context = self.serializer.deserialize_context(request.context)
-        deserialize = self.serializer.deserialize_entity
-        args = {name: deserialize(context, value) for name, value in request.args.items()}
-        kwargs = _validate(method, args)
+        try:
+            context = self.serializer.deserialize_context(request.context)
+        except (TypeError, ValueError) as exc:
+            raise InvalidArguments(
+                f"{method.name}(): the request context cannot be used: {exc}"
+            ) from exc
+        kwargs = _validate(method, context, request.args, self.serializer)
         with bind(context):
             if method.is_async:
                 result = await typing.cast("typing.Awaitable[object]", method.fn(context, **kwargs))
@@ -141,7 +201,7 @@ def _build_method(name: str, fn: Callable[..., object]) -> _Method:
     except (NameError, TypeError) as exc:
         LOG.warning("Type hints of %s() cannot be resolved (%s); not checking them", name, exc)
         hints = {}
-    fields: dict[str, typing.Any] = {}
+    arguments: dict[str, _Argument] = {}
     takes_extra = False
     for parameter in parameters[1:]:
         if parameter.kind is inspect.Parameter.VAR_KEYWORD:
@@ -150,44 +210,134 @@ def _build_method(name: str, fn: Callable[..., object]) -> _Method:
         if parameter.kind is inspect.Parameter.VAR_POSITIONAL:
             continue
         annotation = hints.get(parameter.name, typing.Any)
-        default = ... if parameter.default is inspect.Parameter.empty else parameter.default
-        fields[parameter.name] = (annotation, default)
-    validator = pydantic.create_model(
-        f"{name}_arguments",
-        __config__=pydantic.ConfigDict(
-            extra="allow" if takes_extra else "forbid", arbitrary_types_allowed=True
-        ),
-        **fields,
-    )
+        arguments[parameter.name] = _Argument(
+            name=parameter.name,
+            expected=_type_name(annotation),
+            adapter=None if annotation in (typing.Any, object) else _adapter(annotation),
+            plain=_is_plain(annotation),
+            required=parameter.default is inspect.Parameter.empty,
+        )
     return _Method(
         name=name,
         fn=fn,
         is_async=inspect.iscoroutinefunction(fn),
-        validator=validator,
-        fields=tuple(fields),
+        arguments=arguments,
         takes_extra=takes_extra,
+        lenient=bool(getattr(fn, _LENIENT_MARK, False) or getattr(original, _LENIENT_MARK, False)),
     )
 
 
-def _validate(method: _Method, args: dict[str, object]) -> dict[str, object]:
+def _adapter(annotation: typing.Any) -> pydantic.TypeAdapter[typing.Any]:  # noqa: ANN401 - a hint
     try:
-        model = method.validator.model_validate(args)
-    except pydantic.ValidationError as exc:
-        raise InvalidArguments(_describe(method.name, exc)) from None
-    kwargs = {name: getattr(model, name) for name in method.fields}
-    if method.takes_extra and model.model_extra:
-        kwargs.update(model.model_extra)
+        # Classes of the application's own (not pydantic models) are checked with isinstance.
+        return pydantic.TypeAdapter(
+            annotation, config=pydantic.ConfigDict(arbitrary_types_allowed=True)
+        )
+    except pydantic.PydanticUserError:
+        # A pydantic model or dataclass, or a TypedDict, brings its own configuration.
+        return pydantic.TypeAdapter(annotation)
+
+
+def _is_plain(annotation: object) -> bool:
+    """Say if pydantic's strict check of ``annotation`` is the same from Python as from JSON.
+
+    True for str, int, float, bool and None, and lists, string-keyed dicts, unions and
+    ``Annotated`` constraints of those: their JSON values are already what a strict Python
+    check expects. Not for datetimes, UUIDs, tuples, models...: those need the JSON mode.
+    """
+    if annotation in _PLAIN_TYPES or annotation is typing.Any:
+        return True
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return _is_plain(args[0])
+    if origin is dict:
+        return len(args) == 2 and args[0] is str and _is_plain(args[1])
+    if origin in (list, typing.Union, types.UnionType):
+        return bool(args) and all(_is_plain(arg) for arg in args)
+    return False
+
+
+def _type_name(annotation: object) -> str:
+    if isinstance(annotation, type) and not typing.get_args(annotation):
+        return annotation.__qualname__
+    return str(annotation).replace("typing.", "").replace("datetime.", "")
+
+
+def _validate(
+    method: _Method,
+    context: RequestContext,
+    raw: dict[str, typing.Any],
+    serializer: Serializer,
+) -> dict[str, object]:
+    """Return the method's keyword arguments from the request's, or raise InvalidArguments."""
+    deserialize = serializer.deserialize_entity
+    kwargs: dict[str, object] = {}
+    problems: list[str] = []
+    for name, value in raw.items():
+        argument = method.arguments.get(name)
+        converted = deserialize(context, value)
+        if argument is None:
+            if method.takes_extra:
+                kwargs[name] = converted
+            else:
+                problems.append(f"unexpected argument `{shorten(name)}`")
+            continue
+        if argument.adapter is None:
+            kwargs[name] = converted
+            continue
+        try:
+            kwargs[name] = _check(argument, argument.adapter, converted, value, method.lenient)
+        except pydantic.ValidationError as exc:
+            problems.extend(_describe(argument, exc, as_json=converted is value))
+    problems.extend(
+        f"missing required argument `{argument.name}`"
+        for argument in method.arguments.values()
+        if argument.required and argument.name not in raw
+    )
+    if problems:
+        # The caller chooses how many arguments (and list items) are wrong: name a few.
+        shown = problems[:_PROBLEMS_SHOWN]
+        if len(problems) > _PROBLEMS_SHOWN:
+            shown.append(f"and {len(problems) - _PROBLEMS_SHOWN} more problems")
+        raise InvalidArguments(f"{method.name}(): " + "; ".join(shown))
     return kwargs
 
 
-def _describe(method: str, exc: pydantic.ValidationError) -> str:
+def _check(
+    argument: _Argument,
+    adapter: pydantic.TypeAdapter[typing.Any],
+    converted: object,
+    value: object,
+    lenient: bool,
+) -> object:
+    if lenient:
+        return adapter.validate_python(converted)
+    if converted is not value or argument.plain:
+        # An object the serializer made is checked as that object; a plain type is checked the
+        # same way from Python as from JSON, without writing the value back.
+        return adapter.validate_python(converted, strict=True)
+    try:
+        # pydantic's strict mode for JSON input: a string becomes a datetime, UUID, Decimal or
+        # Enum, an array a tuple, but "12" does not become an int.
+        return adapter.validate_json(wire.dumps(value), strict=True)
+    except pydantic.ValidationError as exc:
+        if exc.errors(include_url=False)[0]["type"] not in _NEEDS_PYTHON:
+            raise
+    # A class of the application's own (checked with isinstance), or lone surrogates, which
+    # pydantic's JSON reader refuses although the value came as JSON.
+    return adapter.validate_python(value, strict=True)
+
+
+def _describe(argument: _Argument, exc: pydantic.ValidationError, *, as_json: bool) -> list[str]:
     problems = []
     for error in exc.errors(include_url=False):
-        name = ".".join(str(part) for part in error["loc"]) or "?"
-        if error["type"] == "missing":
-            problems.append(f"missing required argument `{name}`")
-        elif error["type"] == "extra_forbidden":
-            problems.append(f"unexpected argument `{name}`")
+        value = error["input"]
+        kind = (_JSON_NAMES.get(type(value)) if as_json else None) or type(value).__qualname__
+        came = f"{kind} {shorten(repr(value))}" if kind != "null" else "null"
+        if error["loc"]:
+            path = ".".join([argument.name, *(str(part) for part in error["loc"])])
+            where = f"argument `{shorten(path)}` ({argument.name}: {argument.expected})"
         else:
-            problems.append(f"argument `{name}`: {error['msg']}, got {error['input']!r:.80}")
-    return f"{method}(): " + "; ".join(problems)
+            where = f"argument `{argument.name}` must be {argument.expected}"
+        problems.append(f"{where}: {error['msg']}, got {came}")
+    return problems

@@ -1,4 +1,4 @@
-"""The message format on the wire: oslo.messaging's 2.0 envelope, requests, replies, failures.
+r"""The message format on the wire: oslo.messaging's 2.0 envelope, requests, replies, failures.
 
 Every transport carries the same bytes, so ``memory://`` exercises exactly what RabbitMQ does.
 The format is oslo.messaging's (``shared/reference/oslo-wire.md``), so steward and oslo services
@@ -15,6 +15,17 @@ understand each other:
   the exception only when its module is allowed (``builtins``, ``steward.errors`` and the
   ``allowed_remote_exmods`` setting), and otherwise raises :class:`~steward.errors.RemoteError`.
   Nothing else named by a message is ever imported. No pickle.
+
+JSON is read and written as oslo.messaging's peers do (``oslo_serialization.jsonutils``, the
+stdlib ``json`` underneath): ``NaN``, ``Infinity`` and ``-Infinity`` tokens, integers of any
+size and lone surrogates (``"\ud800"`` escapes) travel exactly. orjson is the fast path; the
+stdlib takes over for a message orjson cannot carry exactly. Where orjson fails, that is free: it
+refuses to write an integer beyond 64 bits or a lone surrogate, and to read those tokens or
+surrogates. Where it would silently change a value — write a non-finite float as ``null``, read
+an integer beyond 64 bits as a float — the floats among the user's values (a request's ``args``,
+a reply's ``result``, a notification's ``payload``) are looked for; containers of strings, ints
+and nulls are passed over in C, so a 1 MiB string costs nothing. The request context's own
+fields are not looked at (see docs/rpc.md).
 """
 
 from __future__ import annotations
@@ -22,10 +33,11 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import importlib
+import json
 import os
 import traceback
 import typing
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 
 import orjson
 
@@ -39,7 +51,9 @@ __all__ = [
     "Request",
     "decode",
     "deserialize_failure",
+    "dumps",
     "encode",
+    "loads",
     "new_id",
     "parse_reply",
     "parse_request",
@@ -53,8 +67,14 @@ ENVELOPE_VERSION = "2.0"
 _VERSION_KEY = "oslo.version"
 _MESSAGE_KEY = "oslo.message"
 _CONTEXT_PREFIX = "_context_"
+_DAY = 86400.0  # a call-monitor timeout beyond a day is no timeout: ignored
 _OPTIONS = orjson.OPT_NON_STR_KEYS
 _ALWAYS_ALLOWED = frozenset({"builtins", "steward.errors"})
+# orjson decodes an integer outside [-2**63, 2**64) as a float and encodes a non-finite float as
+# null: a float outside (-2**63, 2**63), or NaN, is where the stdlib must take over.
+_WIDE = float(2**63)
+# Where a message holds the user's values, the only ones that may be floats steward did not make.
+_PAYLOAD_KEYS = ("args", "result", "payload")
 
 JSONDict = dict[str, typing.Any]
 
@@ -73,6 +93,117 @@ def _default(value: object) -> object:
     raise TypeError(f"{type(value).__qualname__} is not JSON serializable: {value!r:.80}")
 
 
+def _stdlib_default(value: object) -> object:
+    # The stdlib fallback knows fewer types than orjson (datetimes, UUIDs, enums, dataclasses):
+    # give it what orjson makes of them.
+    try:
+        return orjson.loads(orjson.dumps(value, default=_default, option=_OPTIONS))
+    except orjson.JSONEncodeError as exc:
+        raise TypeError(str(exc.__cause__ or exc)) from exc
+
+
+def _has_inexact_float(value: object) -> bool:
+    """Say if ``value`` holds a float orjson does not carry exactly (see ``_WIDE``)."""
+    if type(value) in _SCALARS:
+        return False
+    stack: list[object] = [value]
+    pop, push = stack.pop, stack.append
+    while stack:
+        item = pop()
+        if type(item) is float:
+            if not -_WIDE < item < _WIDE:
+                return True
+            continue
+        if isinstance(item, dict):
+            values: Collection[object] = item.values()
+        elif isinstance(item, list | tuple):
+            values = item
+        else:
+            continue
+        # A container of strings, ints, booleans and nulls (most of any message) is passed
+        # over in C; only one that holds floats or containers is looked at value by value.
+        if _SCALARS.issuperset(map(type, values)):
+            continue
+        for child in values:
+            if type(child) not in _SCALARS:
+                push(child)
+    return False
+
+
+_SCALARS = frozenset({str, int, bool, type(None)})
+
+
+def _payload_is_inexact(inner: Mapping[str, object]) -> bool:
+    for key in _PAYLOAD_KEYS:
+        value = inner.get(key)
+        if type(value) in _SCALARS or (
+            isinstance(value, dict) and _SCALARS.issuperset(map(type, value.values()))
+        ):
+            continue  # the usual arguments and results, without a call
+        if _has_inexact_float(value):
+            return True
+    return False
+
+
+def dumps(value: object) -> bytes:
+    """Return ``value`` as JSON bytes, carried exactly as oslo's ``jsonutils.dumps`` carries it.
+
+    ``NaN``/``Infinity`` stay tokens and integers of any size stay integers, where orjson would
+    write ``null`` or refuse; otherwise the bytes are orjson's. Raises ``TypeError`` naming the
+    value that JSON cannot carry.
+    """
+    try:
+        text = orjson.dumps(value, default=_default, option=_OPTIONS)
+    except orjson.JSONEncodeError as exc:
+        return _stdlib_dumps(value, exc)
+    return _stdlib_dumps(value, None) if _has_inexact_float(value) else text
+
+
+def _stdlib_dumps(value: object, error: orjson.JSONEncodeError | None) -> bytes:
+    try:
+        # jsonutils.dumps's own settings: allow_nan, ensure_ascii (so lone surrogates are \u
+        # escapes and the text is ASCII), ", " and ": " separators.
+        return json.dumps(value, default=_stdlib_default).encode()
+    except (TypeError, ValueError) as exc:
+        # orjson's message is generic; the default hook's names the value.
+        cause = error.__cause__ if error is not None and error.__cause__ is not None else exc
+        raise TypeError(str(cause)) from exc
+    except RecursionError as exc:
+        raise TypeError("value is nested too deeply to be sent as JSON") from exc
+
+
+def loads(data: bytes | str, *, what: str = "data") -> typing.Any:  # noqa: ANN401 - JSON
+    """Return the value of a JSON document as the stdlib's ``json.loads`` (and oslo) reads it.
+
+    orjson reads it unless it holds what only the stdlib reads exactly (``NaN``, ``Infinity``,
+    lone surrogates, integers beyond 64 bits). Raises :class:`MalformedMessage` starting with
+    ``what`` when it is not JSON.
+    """
+    value, exact = _read(data, what)
+    return value if exact or not _has_inexact_float(value) else _stdlib_loads(data, what)
+
+
+def _read(data: bytes | str, what: str) -> tuple[typing.Any, bool]:
+    """Return the value and whether the stdlib read it (so that it is exact already)."""
+    try:
+        return orjson.loads(data), False
+    except orjson.JSONDecodeError:
+        return _stdlib_loads(data, what), True
+
+
+def _stdlib_loads(data: bytes | str, what: str) -> typing.Any:  # noqa: ANN401 - JSON
+    try:
+        # kombu decodes a body as UTF-8 before json.loads: no UTF-16/32 detection here.
+        text = data.decode() if isinstance(data, bytes) else data
+        return json.loads(text)
+    except UnicodeDecodeError as exc:
+        raise MalformedMessage(f"{what} is not UTF-8 text: {exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise MalformedMessage(f"{what} is not JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise MalformedMessage(f"{what} is nested too deeply to be read") from exc
+
+
 def encode(inner: Mapping[str, typing.Any], *, max_size: int | None = None) -> bytes:
     """Wrap ``inner`` in the 2.0 envelope and return the body's bytes.
 
@@ -80,10 +211,14 @@ def encode(inner: Mapping[str, typing.Any], *, max_size: int | None = None) -> b
     when the body exceeds ``max_size``.
     """
     try:
+        # Decoded at once: holding the bytes too while the body is built costs a large message
+        # a fresh allocation (and its page faults) per call.
         message = orjson.dumps(inner, default=_default, option=_OPTIONS).decode()
     except orjson.JSONEncodeError as exc:
-        # orjson's own message is generic; the default hook's names the value.
-        raise TypeError(str(exc.__cause__ or exc)) from exc
+        message = _stdlib_dumps(inner, exc).decode()
+    else:
+        if _payload_is_inexact(inner):
+            message = _stdlib_dumps(inner, None).decode()
     body = orjson.dumps({_VERSION_KEY: ENVELOPE_VERSION, _MESSAGE_KEY: message})
     if max_size is not None and len(body) > max_size:
         raise MessageTooLarge(len(body), max_size)
@@ -94,14 +229,12 @@ def decode(body: bytes, *, max_size: int | None = None) -> JSONDict:
     """Return the inner dict of a body; raises :class:`MalformedMessage` saying what is wrong."""
     if max_size is not None and len(body) > max_size:
         raise MessageTooLarge(len(body), max_size)
-    try:
-        outer = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise MalformedMessage(f"body is not JSON: {exc}") from exc
+    outer, exact = _read(body, "body")
     if not isinstance(outer, dict):
         raise MalformedMessage(f"body must be a JSON object, got {type(outer).__name__}")
     if _VERSION_KEY not in outer or _MESSAGE_KEY not in outer:
-        return outer  # oslo's legacy 1.0 format: the inner dict itself
+        # oslo's legacy 1.0 format: the inner dict itself
+        return outer if exact or not _payload_is_inexact(outer) else _stdlib_loads(body, "body")
     version = outer[_VERSION_KEY]
     if version != ENVELOPE_VERSION:  # oslo accepts major 2, minor <= 0: "2.0" only
         raise MalformedMessage(
@@ -110,13 +243,11 @@ def decode(body: bytes, *, max_size: int | None = None) -> JSONDict:
     message = outer[_MESSAGE_KEY]
     if not isinstance(message, str):
         raise MalformedMessage(f"{_MESSAGE_KEY!r} must be a JSON string, got {message!r:.80}")
-    try:
-        inner = orjson.loads(message)
-    except orjson.JSONDecodeError as exc:
-        raise MalformedMessage(f"{_MESSAGE_KEY!r} is not JSON: {exc}") from exc
+    what = repr(_MESSAGE_KEY)
+    inner, exact = _read(message, what)
     if not isinstance(inner, dict):
         raise MalformedMessage(f"{_MESSAGE_KEY!r} must hold a JSON object")
-    return inner
+    return inner if exact or not _payload_is_inexact(inner) else _stdlib_loads(message, what)
 
 
 def request(
@@ -177,10 +308,10 @@ def salvage_reply_address(body: bytes) -> tuple[str, str] | None:
     than leave it to time out. Anything unreadable gives None.
     """
     try:
-        outer = orjson.loads(body)
+        outer = loads(body)
         if isinstance(outer, dict) and isinstance(outer.get(_MESSAGE_KEY), str):
-            outer = orjson.loads(outer[_MESSAGE_KEY])
-    except orjson.JSONDecodeError:
+            outer = loads(outer[_MESSAGE_KEY])
+    except MalformedMessage:
         return None
     return reply_address(outer) if isinstance(outer, dict) else None
 
@@ -206,8 +337,8 @@ def parse_request(inner: JSONDict) -> Request:
     address = reply_address(inner)
     unique_id = inner.get("_unique_id")
     timeout = inner.get("_timeout")
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float | None):
-        timeout = None
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout < _DAY:
+        timeout = None  # oslo ignores what it cannot use too; NaN and inf are not timeouts
     context = {
         key[len(_CONTEXT_PREFIX) :]: value
         for key, value in inner.items()
@@ -281,11 +412,11 @@ def serialize_failure(exc: BaseException) -> str:
         "kwargs": dict(getattr(exc, "kwargs", None) or {}),
     }
     try:
-        return orjson.dumps(data, option=_OPTIONS).decode()
+        return dumps(data).decode()
     except TypeError:
         data["args"] = [repr(arg) for arg in exc.args]
         data["kwargs"] = {str(key): repr(value) for key, value in data["kwargs"].items()}
-        return orjson.dumps(data).decode()
+        return dumps(data).decode()
 
 
 def deserialize_failure(  # noqa: PLR0911 - each way a failure can be unusable returns early
@@ -298,8 +429,8 @@ def deserialize_failure(  # noqa: PLR0911 - each way a failure can be unusable r
     is added as a note. Anything else, or anything that fails to re-create, is a ``RemoteError``.
     """
     try:
-        data = orjson.loads(failure)
-    except orjson.JSONDecodeError:
+        data = loads(failure, what="failure")
+    except MalformedMessage:
         return RemoteError("UnknownError", failure, "")
     if not isinstance(data, dict):
         return RemoteError("UnknownError", failure, "")

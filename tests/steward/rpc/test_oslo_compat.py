@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import configparser
+import math
 import queue
 import uuid
 import warnings
@@ -218,6 +219,43 @@ async def test_oslo_casts_and_fanout_reach_steward(
     for task in pending:
         task.cancel()
     assert [task.result() for task in done] == ["any"]
+
+
+# What oslo's jsonutils writes and Python's json reads, and orjson alone cannot carry exactly.
+EDGE_VALUE = {"nan": math.nan, "big": 2**70, "small": -(2**64), "inf": math.inf, "neg": -math.inf}
+
+
+def assert_edge_value(value: Any) -> None:
+    assert set(value) == set(EDGE_VALUE)
+    assert math.isnan(value["nan"])
+    assert value["big"] == 2**70
+    assert type(value["big"]) is int
+    assert value["small"] == -(2**64)
+    assert type(value["small"]) is int
+    assert value["inf"] == math.inf
+    assert value["neg"] == -math.inf
+
+
+async def test_oslo_nan_and_big_integers_reach_steward_and_come_back_exactly(
+    steward_servers: dict[str, StewardEndpoint], oslo_client: Any, oslo_ctxt: Any
+) -> None:
+    await asyncio.to_thread(
+        oslo_client.prepare(server="h1").cast, oslo_ctxt, "note", value=EDGE_VALUE
+    )
+    assert_edge_value(await steward_servers["h1"].next_note())
+    result = await oslo_call(
+        oslo_client.prepare(server="h2"), oslo_ctxt, "whoami", value=EDGE_VALUE
+    )
+    assert_edge_value(result["value"])
+
+
+async def test_steward_nan_and_big_integers_reach_oslo_and_come_back_exactly(
+    oslo_server: OsloEndpoint, transport: Transport, topic: str, steward_context: RequestContext
+) -> None:
+    client = RPCClient(transport, Target(topic, "o1"), timeout=GUARD)
+    await client.cast(steward_context, "note", value=EDGE_VALUE)
+    assert_edge_value(await oslo_server.next_note())
+    assert_edge_value((await client.call(steward_context, "whoami", value=EDGE_VALUE))["value"])
 
 
 async def test_steward_exceptions_reach_oslo_as_oslo_rebuilds_them(

@@ -196,3 +196,15 @@ def test_fuzzed_method_names_are_refused_briefly_and_counted_in_one_series(
     assert set(stats) <= {UNKNOWN_METHOD, "echo"}
     assert stats.get(UNKNOWN_METHOD) == len(names)
     assert longest < 1000
+
+
+async def test_thousands_of_bad_arguments_give_a_short_error(
+    transport: Transport, server: RPCServer
+) -> None:
+    client = RPCClient(transport, Target("echo"), timeout=30)
+    extra = {f"{'n' * 1000}{index}": index for index in range(2000)}
+    with pytest.raises(InvalidArguments) as raised:
+        await client.call(None, "echo", value="x", **extra)
+    message = str(raised.value)
+    assert "and 1996 more problems" in message
+    assert len(message) < 2000

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import sys
 from typing import Any
 
@@ -145,6 +147,173 @@ def test_size_limits() -> None:
 def test_unserializable_argument_is_a_type_error_naming_it() -> None:
     with pytest.raises(TypeError, match="object is not JSON serializable"):
         wire.encode(wire.request("m", {"x": object()}, {}))
+
+
+# --- JSON as oslo's peers write it (stdlib json: NaN, Infinity, integers of any size) -----------
+
+
+def oslo_body(inner: dict[str, Any]) -> bytes:
+    """A body as oslo.messaging writes it: jsonutils.dumps inside kombu's json.dumps."""
+    return json.dumps({"oslo.version": "2.0", "oslo.message": json.dumps(inner)}).encode()
+
+
+def oslo_read(body: bytes) -> Any:
+    """A body as oslo.messaging reads it."""
+    return json.loads(json.loads(body)["oslo.message"])
+
+
+def same_json(left: Any, right: Any) -> bool:
+    """Equal as JSON values, NaN equal to NaN, 1 not equal to 1.0, -0.0 not equal to 0.0."""
+    return json.dumps(left) == json.dumps(right)
+
+
+EDGE_VALUES = [
+    pytest.param(math.nan, id="nan"),
+    pytest.param(math.inf, id="infinity"),
+    pytest.param(-math.inf, id="-infinity"),
+    pytest.param(2**63 - 1, id="int64-max"),
+    pytest.param(2**63, id="int64-max+1"),
+    pytest.param(-(2**63), id="int64-min"),
+    pytest.param(-(2**63) - 1, id="int64-min-1"),
+    pytest.param(2**64 - 1, id="uint64-max"),
+    pytest.param(2**64, id="uint64-max+1"),
+    pytest.param(2**70, id="2**70"),
+    pytest.param(-(2**200), id="-2**200"),
+    pytest.param(-0.0, id="-0.0"),
+    pytest.param(1.7976931348623157e308, id="max-float"),
+    pytest.param(9.3e18, id="float-above-2**63"),
+    pytest.param(5e-324, id="min-subnormal"),
+    pytest.param("\ud800", id="lone-surrogate"),
+    pytest.param([1, [math.nan, {"k": 2**70}]], id="nested"),
+]
+
+
+@pytest.mark.parametrize("value", EDGE_VALUES)
+def test_values_from_an_oslo_peer_arrive_exactly(value: Any) -> None:
+    expected = json.loads(json.dumps(value))
+    request = wire.parse_request(wire.decode(oslo_body({"method": "m", "args": {"v": value}})))
+    assert same_json(request.args["v"], expected)
+    reply = wire.parse_reply(wire.decode(oslo_body(wire.reply("m1", result=value))))
+    assert same_json(reply.result, expected)
+
+
+@pytest.mark.parametrize("value", EDGE_VALUES)
+def test_values_steward_sends_reach_an_oslo_peer_exactly(value: Any) -> None:
+    expected = json.loads(json.dumps(value))
+    assert same_json(
+        oslo_read(wire.encode(wire.request("m", {"v": value}, {})))["args"]["v"], expected
+    )
+    assert same_json(oslo_read(wire.encode(wire.reply("m1", result=value)))["result"], expected)
+    notification = {"event_type": "e", "payload": {"v": value}, "priority": "INFO"}
+    assert same_json(oslo_read(wire.encode(notification))["payload"]["v"], expected)
+    assert same_json(wire.decode(oslo_body(notification))["payload"]["v"], expected)
+
+
+def test_nan_and_big_integers_are_written_as_oslo_writes_them() -> None:
+    text = orjson.loads(wire.encode(wire.request("m", {"n": math.nan, "big": 2**70}, {})))
+    message = text["oslo.message"]
+    assert '"n": NaN' in message
+    assert f'"big": {2**70}' in message
+
+
+def test_legacy_body_with_nan_and_big_integers_is_read_exactly() -> None:
+    inner = wire.decode(json.dumps({"method": "m", "args": {"n": math.nan, "b": 2**70}}).encode())
+    assert math.isnan(inner["args"]["n"])
+    assert inner["args"]["b"] == 2**70
+    assert type(inner["args"]["b"]) is int
+
+
+def nested(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def test_nesting_deeper_than_orjson_writes_is_sent_as_oslo_would() -> None:
+    value = nested(400)  # orjson refuses to write beyond 254 levels; Python's json does not
+    body = wire.encode(wire.request("m", {"v": value}, {}))
+    assert oslo_read(body)["args"]["v"] == value
+    assert wire.decode(body)["args"]["v"] == value
+    with pytest.raises(TypeError, match="nested too deeply to be sent as JSON"):
+        wire.encode(wire.request("m", {"v": nested(50_000)}, {}))
+
+
+def test_failures_carry_nan_and_big_integers() -> None:
+    failure = wire.serialize_failure(ValueError(math.nan, 2**70))
+    again = wire.deserialize_failure(failure)
+    assert type(again) is ValueError
+    assert math.isnan(again.args[0])
+    assert again.args[1] == 2**70
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        pytest.param(
+            b'{"method": "m", "args": {"n": nan}}', "body is not JSON", id="nan-lowercase"
+        ),
+        pytest.param(b'{"method": "m", "args": {"n": NaN', "body is not JSON", id="truncated"),
+        pytest.param(b'{"method": "m", "args": {"n": -Inf}}', "body is not JSON", id="-inf"),
+        pytest.param(b'{"method": "\xff"}', "body is not UTF-8 text", id="not-utf8"),
+        pytest.param(b"[" * 100_000, "nested too deeply", id="deep"),
+        pytest.param(
+            oslo_body({"method": "m"})[:-3] + b'NaN"}', "'oslo.message' is not JSON", id="inner"
+        ),
+    ],
+)
+def test_malformed_json_is_still_named(body: bytes, message: str) -> None:
+    with pytest.raises(MalformedMessage, match=message):
+        wire.decode(body)
+
+
+edge_floats = st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from(
+    [-0.0, 5e-324, 1.7976931348623157e308, float(2**63), -float(2**63), 9.3e18]
+)
+edge_integers = (
+    st.integers()
+    | st.integers(-(2**600), 2**600)
+    | st.sampled_from([2**63, -(2**63), 2**64]).flatmap(
+        lambda edge: st.integers(edge - 3, edge + 3)
+    )
+)
+# Every code point, lone surrogates included (the stdlib writes them as \\ud800 escapes).
+every_character = st.characters(exclude_categories=())
+lone_surrogates = st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF, exclude_categories=())
+edge_text = st.text(every_character | lone_surrogates, max_size=12)
+json_edge_scalars = st.none() | st.booleans() | edge_integers | edge_floats | edge_text
+json_edge_values = st.recursive(
+    json_edge_scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(edge_text, inner, max_size=4),
+    max_leaves=16,
+)
+
+
+@settings(max_examples=400)
+@given(json_edge_values)
+def test_edge_values_round_trip_as_python_json_does(value: Any) -> None:
+    expected = json.loads(json.dumps(value))
+    assert same_json(wire.loads(wire.dumps(value)), expected)
+    assert same_json(json.loads(wire.dumps(value)), expected)
+    assert same_json(wire.loads(json.dumps(value)), expected)
+    # Both directions between steward and an oslo peer, in a request and in a reply.
+    body = wire.encode(wire.request("m", {"v": value}, {}))
+    assert same_json(oslo_read(body)["args"]["v"], expected)
+    assert same_json(wire.parse_request(wire.decode(body)).args["v"], expected)
+    oslo_reply = oslo_body(wire.reply("m1", result=value))
+    assert same_json(wire.parse_reply(wire.decode(oslo_reply)).result, expected)
+
+
+@settings(max_examples=300)
+@given(st.dictionaries(edge_text, json_edge_values, max_size=6), st.booleans())
+def test_decode_survives_edge_values_in_any_field(inner: dict[str, Any], legacy: bool) -> None:
+    body = json.dumps(inner).encode() if legacy else oslo_body(inner)
+    with contextlib.suppress(MalformedMessage):
+        decoded = wire.decode(body)
+        with contextlib.suppress(MalformedMessage):
+            wire.parse_request(decoded)
+        with contextlib.suppress(MalformedMessage):
+            wire.parse_reply(decoded)
 
 
 def test_reply_shape_matches_oslo() -> None:

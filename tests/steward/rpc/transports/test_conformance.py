@@ -7,6 +7,7 @@ its URL here, never by changing a test.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import threading
@@ -339,7 +340,9 @@ async def test_dispatch_errors_reach_the_caller_and_the_server_keeps_serving(
         await client.prepare(version="1.4").call(context, "echo")
     with pytest.raises(UnsupportedVersion):
         await client.prepare(namespace="other").call(context, "echo")
-    with pytest.raises(InvalidArguments, match=r"add\(\): argument `a`: .*got 'one'"):
+    with pytest.raises(
+        InvalidArguments, match=r"add\(\): argument `a` must be int: .*got a string 'one'"
+    ):
         await client.call(context, "add", a="one")
     with pytest.raises(InvalidArguments, match="missing required argument `a`"):
         await client.call(context, "add")
@@ -569,6 +572,59 @@ async def _fuzz(url: str, payloads: list[bytes]) -> Any:
 )
 @given(payloads=st.lists(bodies, min_size=1, max_size=40))
 def test_server_survives_arbitrary_bodies_and_still_answers(
+    url: str, error_log: _ErrorCounter, payloads: list[bytes]
+) -> None:
+    assert asyncio.run(_fuzz(url, payloads)) == 42
+    assert [record.getMessage() for record in error_log.records] == []
+
+
+# JSON edge values as an oslo peer writes them (stdlib json): NaN, Infinity, integers beyond 64
+# bits, lone surrogates, deep nesting, in arguments, context flags and envelope fields.
+edge_json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.integers(-(2**64) - 2, 2**64 + 2)
+    | st.integers()
+    | st.text(st.characters(exclude_categories=()), max_size=8)
+    | st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF, exclude_categories=()),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner),
+    max_leaves=10,
+)
+edge_requests = st.fixed_dictionaries(
+    {"method": st.sampled_from(["echo", "add", "note", "blocking_echo"]) | edge_json_values},
+    optional={
+        "args": st.dictionaries(st.sampled_from(["a", "b", "value"]), edge_json_values)
+        | edge_json_values,
+        "version": st.sampled_from(["1.0", "2.0"]) | edge_json_values,
+        "_timeout": edge_json_values,
+        "_context_is_admin": edge_json_values,
+        "_context_read_only": edge_json_values,
+        "_context_roles": edge_json_values,
+        "_context_timestamp": edge_json_values,
+    },
+)
+edge_bodies = st.one_of(
+    edge_requests.map(lambda inner: json.dumps(inner).encode()),  # oslo's legacy 1.0 format
+    edge_requests.map(
+        lambda inner: json.dumps(
+            {"oslo.version": "2.0", "oslo.message": json.dumps(inner)}
+        ).encode()
+    ),
+    edge_json_values.map(lambda value: json.dumps(value).encode()),
+    st.text(max_size=3).map(
+        lambda junk: b'{"method": "echo", "args": {"value": NaN' + junk.encode()
+    ),
+)
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(payloads=st.lists(edge_bodies, min_size=1, max_size=30))
+def test_server_survives_json_edge_values_and_still_answers(
     url: str, error_log: _ErrorCounter, payloads: list[bytes]
 ) -> None:
     assert asyncio.run(_fuzz(url, payloads)) == 42
