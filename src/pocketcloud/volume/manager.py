@@ -206,17 +206,7 @@ class VolumeManager(CloudManager):
             data = await driver.initialize_connection(volume_id, host)
         except BaseException:
             # Give the claim back, even when cancelled: one short statement.
-            await asyncio.shield(
-                self._set(
-                    volume_id,
-                    expected=VolumeStatus.IN_USE,
-                    attached_to=server_id,
-                    status=VolumeStatus.AVAILABLE,
-                    server_id=None,
-                    attached_host=None,
-                    attached_at=None,
-                )
-            )
+            await asyncio.shield(self._free(volume_id, server_id))
             raise
         LOG.info("Attached volume %s to server %s on %s", volume_id, server_id, host)
         self.notifier.info(
@@ -224,13 +214,11 @@ class VolumeManager(CloudManager):
         )
         return wire(ConnectionInfo(driver=driver.name, volume_id=volume_id, data=data))
 
-    async def detach_volume(self, context: RequestContext, volume_id: str, server_id: str) -> None:
-        """Detach the volume from ``server_id``; nothing happens if it is not attached to it."""
-        volume = await self._volume(volume_id)
-        if volume.status != VolumeStatus.IN_USE or volume.server_id != server_id:
-            return
-        await self._require_driver().terminate_connection(volume_id, volume.attached_host or "")
-        # Only if it is still this server's: a stale detach must not free another's attachment.
+    async def _free(self, volume_id: str, server_id: str) -> None:
+        """Make the volume available again, only if ``server_id`` still holds it.
+
+        A stale detach (or a failed attach's undo) must not free another server's attachment.
+        """
         await self._set(
             volume_id,
             expected=VolumeStatus.IN_USE,
@@ -240,6 +228,14 @@ class VolumeManager(CloudManager):
             attached_host=None,
             attached_at=None,
         )
+
+    async def detach_volume(self, context: RequestContext, volume_id: str, server_id: str) -> None:
+        """Detach the volume from ``server_id``; nothing happens if it is not attached to it."""
+        volume = await self._volume(volume_id)
+        if volume.status != VolumeStatus.IN_USE or volume.server_id != server_id:
+            return
+        await self._require_driver().terminate_connection(volume_id, volume.attached_host or "")
+        await self._free(volume_id, server_id)
         LOG.info("Detached volume %s from server %s", volume_id, server_id)
         self.notifier.info(
             context, "volume.detach.end", {"volume_id": volume_id, "server_id": server_id}
