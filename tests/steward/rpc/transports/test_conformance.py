@@ -506,7 +506,9 @@ json_values = st.recursive(
 requestish = st.fixed_dictionaries(
     {},
     optional={
-        "method": st.sampled_from(["echo", "add", "nope", "_private", "note", ""]) | json_values,
+        "method": st.sampled_from(["echo", "add", "nope", "_private", "note", ""])
+        | st.text(min_size=1, max_size=3000)  # any name, of any length, unknown ones mostly
+        | json_values,
         "args": st.dictionaries(st.sampled_from(["a", "b", "value", "x"]), json_values)
         | json_values,
         "version": st.sampled_from(["1.0", "1.3", "2.0", "x", ""]) | json_values,
