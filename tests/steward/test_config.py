@@ -171,10 +171,10 @@ def test_unknown_option_in_file_is_an_error(tmp_path: Path) -> None:
             id="query-password",
         ),
         pytest.param("memory://", "memory://", id="no-credentials"),
-        pytest.param("nats://user@host:4222", "nats://user@host:4222", id="user-only"),
+        pytest.param("nats://s3cret@host:4222", "nats://***@host:4222", id="token-only"),
     ],
 )
-def test_mask_url_hides_passwords_only(url: str, masked: str) -> None:
+def test_mask_url_hides_passwords_and_tokens(url: str, masked: str) -> None:
     assert mask_url(url) == masked
 
 
