@@ -166,7 +166,14 @@ class Settings(BaseSettings):
     )
     backdoor_port: str | None = _option(
         None,
-        "Debug console port on 127.0.0.1: 'N', '0' (any free port) or a range 'A:B'. Off if unset.",
+        "Debug console on TCP 127.0.0.1, which every local user can reach: 'N', '0' (any free "
+        "port) or a range 'A:B'. Off if unset; backdoor_socket wins if both are set.",
+    )
+    backdoor_socket: str | None = _option(
+        None,
+        "Debug console on a Unix socket only this user may use (mode 0600), at this path; "
+        "'{pid}' and '{binary}' in it are replaced. Off if unset.",
+        min_length=1,
     )
     metrics_port: int | None = _option(
         None, "Port of the Prometheus and health endpoint. Off if unset.", ge=0, le=65535
