@@ -61,11 +61,11 @@ _SECRET_QUERY = re.compile(rf"(?P<name>[?&;]{_SECRET_PARAMETER})=[^&;]*", re.IGN
 _SECRET_QUERY_IN_TEXT = re.compile(rf"(?P<name>[?&;]{_SECRET_PARAMETER})=[^&;\s]*", re.IGNORECASE)
 # name=value or name = 'quoted value' outside URLs: libpq's "host=db password=x" DSNs. Narrower
 # than in a query, so that a log line's "routing_key=..." stays readable.
+_KEYWORD_NAME = r"(?<![\w.-])[\w.-]*(?:pass|pwd|secret|token)[\w.-]*"
 _SECRET_KEYWORD = re.compile(
-    r"(?P<name>(?<![\w.-])[\w.-]*(?:pass|pwd|secret|token)[\w.-]*)\s*=\s*"
-    r"(?:'(?:[^'\\]|\\.)*'?|[^\s,;&]*)",
-    re.IGNORECASE,
+    rf"(?P<name>{_KEYWORD_NAME})\s*=\s*(?:'(?:[^'\\]|\\.)*'?|[^\s,;&]*)", re.IGNORECASE
 )
+_SPACE = re.compile(r"\s")
 
 
 def mask_url(url: str) -> str:
@@ -143,19 +143,28 @@ def _mask(text: str, secrets: list[str], *, in_text: bool) -> str:
         secrets.append(match[0][len(match["name"]) :].lstrip(" \t=").strip("'"))
         return f"{match['name']}={MASK}"
 
+    # Left to right, whichever comes first: a keyword's value is masked whole (a "://" in it is
+    # not a URL), a URL is masked as one (a "password=" in it is its own business).
     pieces = []
     shown = 0
     query = _SECRET_QUERY_IN_TEXT if in_text else _SECRET_QUERY
-    for word in re.finditer(r"\S+", text) if in_text else [re.match(r".*", text, re.DOTALL)]:
-        scheme = _SCHEME.search(word[0]) if word is not None else None
-        if word is None or scheme is None:
-            continue
-        start = word.start() + scheme.start()
-        pieces.append(_SECRET_KEYWORD.sub(keyword, text[shown:start]))
-        pieces.append(_mask_one_url(text[start : word.end()], keyword, query, secrets))
-        shown = word.end()
-    pieces.append(_SECRET_KEYWORD.sub(keyword, text[shown:]))
-    return "".join(pieces)
+    while True:
+        secret = _SECRET_KEYWORD.search(text, shown)
+        url = _SCHEME.search(text, shown)
+        if url is not None and (secret is None or url.start() < secret.start()):
+            space = _SPACE.search(text, url.start()) if in_text else None
+            end = space.start() if space is not None else len(text)
+            pieces += [
+                text[shown : url.start()],
+                _mask_one_url(text[url.start() : end], keyword, query, secrets),
+            ]
+            shown = end
+        elif secret is not None:
+            pieces += [text[shown : secret.start()], keyword(secret)]
+            shown = secret.end()
+        else:
+            pieces.append(text[shown:])
+            return "".join(pieces)
 
 
 def _mask_one_url(

@@ -9,7 +9,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from steward.redact import MASK, SHOWN_PREFIX, MaskingFormatter, mask_detail, mask_url, shorten
+from steward.redact import (
+    MASK,
+    SHOWN_PREFIX,
+    MaskingFormatter,
+    mask_detail,
+    mask_text,
+    mask_url,
+    shorten,
+)
 
 
 def test_shorten_keeps_a_short_string_as_it_is() -> None:
@@ -47,11 +55,11 @@ QUERY_CHARACTERS = string.ascii_letters + string.digits + "-._~!$'()*+=:@/%?"
 
 
 def secrets_of(characters: str) -> st.SearchStrategy[str]:
-    """Secrets of 1-24 characters or %XX escapes."""
-    piece = st.one_of(
-        st.sampled_from(characters), st.integers(0, 255).map(lambda byte: f"%{byte:02X}")
-    )
-    return st.lists(piece, min_size=1, max_size=24).map("".join)
+    """Secrets of 1-24 characters, %XX escapes, and URL look-alikes ("s://") where ":" may be."""
+    pieces = [st.sampled_from(characters), st.integers(0, 255).map(lambda byte: f"%{byte:02X}")]
+    if ":" in characters:
+        pieces.append(st.sampled_from(["s://", "amqp://x@"]))
+    return st.lists(st.one_of(pieces), min_size=1, max_size=24).map("".join)
 
 
 hostnames = st.from_regex(r"[a-z][a-z0-9-]{0,12}(\.[a-z][a-z0-9-]{0,8}){0,2}", fullmatch=True)
@@ -125,6 +133,8 @@ def test_mask_url_never_shows_a_secret_and_keeps_the_hosts(
     # ...so the secret shows only where it is also a piece of the URL's shape (a host, a user).
     if secret not in build("") and MASK[0] not in secret:
         assert secret not in masked
+        if not any(character.isspace() for character in secret):  # a text's URL ends at a space
+            assert secret not in mask_text(build(secret))
     for host in names:
         assert host in masked
 
@@ -163,6 +173,16 @@ def test_mask_url_never_shows_a_secret_and_keeps_the_hosts(
             id="libpq-dsn",
         ),
         pytest.param(
+            "host=db password=ab://cd@ef dbname=x",
+            "host=db password=*** dbname=x",
+            id="libpq-password-that-looks-like-a-url",
+        ),
+        pytest.param(
+            "host=db password='ab://c d' dbname=x",
+            "host=db password=*** dbname=x",
+            id="libpq-quoted-password-that-looks-like-a-url",
+        ),
+        pytest.param(
             "cannot connect to 'amqp://u:pw@h/': refused (routing_key=x)",
             "cannot connect to 'amqp://u:***@h/': refused (routing_key=x)",
             id="in-a-message",
@@ -175,6 +195,7 @@ def test_mask_url_never_shows_a_secret_and_keeps_the_hosts(
 )
 def test_mask_url_keeps_scheme_hosts_path_and_user_only(text: str, masked: str) -> None:
     assert mask_url(text) == masked
+    assert mask_text(text) == masked
 
 
 def test_mask_detail_keeps_a_parsers_error_free_of_password_pieces() -> None:
