@@ -65,6 +65,7 @@ _KEYWORD_NAME = r"(?<![\w.-])[\w.-]*(?:pass|pwd|secret|token)[\w.-]*"
 _SECRET_KEYWORD = re.compile(
     rf"(?P<name>{_KEYWORD_NAME})\s*=\s*(?:'(?:[^'\\]|\\.)*'?|[^\s,;&]*)", re.IGNORECASE
 )
+_KEYWORD_WORD = re.compile("pass|pwd|secret|token", re.IGNORECASE)
 _SPACE = re.compile(r"\s")
 
 
@@ -145,12 +146,16 @@ def _mask(text: str, secrets: list[str], *, in_text: bool) -> str:
 
     # Left to right, whichever comes first: a keyword's value is masked whole (a "://" in it is
     # not a URL), a URL is masked as one (a "password=" in it is its own business).
+    if "=" not in text and "://" not in text:
+        return text  # most log lines: nothing to mask, and this is the cheap way to know it
+    keywords = _KEYWORD_WORD.search(text) is not None
+    urls = "://" in text
     pieces = []
     shown = 0
     query = _SECRET_QUERY_IN_TEXT if in_text else _SECRET_QUERY
     while True:
-        secret = _SECRET_KEYWORD.search(text, shown)
-        url = _SCHEME.search(text, shown)
+        secret = _SECRET_KEYWORD.search(text, shown) if keywords else None
+        url = _SCHEME.search(text, shown) if urls else None
         if url is not None and (secret is None or url.start() < secret.start()):
             space = _SPACE.search(text, url.start()) if in_text else None
             end = space.start() if space is not None else len(text)
