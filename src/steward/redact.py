@@ -144,8 +144,6 @@ def _mask(text: str, secrets: list[str], *, in_text: bool) -> str:
         secrets.append(match[0][len(match["name"]) :].lstrip(" \t=").strip("'"))
         return f"{match['name']}={MASK}"
 
-    # Left to right, whichever comes first: a keyword's value is masked whole (a "://" in it is
-    # not a URL), a URL is masked as one (a "password=" in it is its own business).
     if "=" not in text and "://" not in text:
         return text  # most log lines: nothing to mask, and this is the cheap way to know it
     keywords = _KEYWORD_WORD.search(text) is not None
@@ -153,6 +151,8 @@ def _mask(text: str, secrets: list[str], *, in_text: bool) -> str:
     pieces = []
     shown = 0
     query = _SECRET_QUERY_IN_TEXT if in_text else _SECRET_QUERY
+    # Left to right, whichever comes first: a keyword's value is masked whole (a "://" in it is
+    # not a URL), a URL is masked as one (a "password=" in it is its own business).
     while True:
         secret = _SECRET_KEYWORD.search(text, shown) if keywords else None
         url = _SCHEME.search(text, shown) if urls else None
