@@ -199,6 +199,10 @@ def test_secret_in_a_bad_value_is_masked_in_the_error() -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings(overrides={"database_url": ["sqlite://u:topsecret@h/db"]})
     assert "topsecret" not in str(caught.value)
+    with pytest.raises(ConfigError) as caught:  # a URL in an option that is not a secret one
+        load_settings(overrides={"host": ["nats://t0kenvalue@h:4222"]})
+    assert "t0kenvalue" not in str(caught.value)
+    assert "nats://***@h:4222" in str(caught.value)
 
 
 def test_mutable_options_are_marked() -> None:
