@@ -31,6 +31,7 @@ from rich.console import Console
 
 from pocketcloud.commands import host_app, network_app, server_app, volume_app
 from pocketcloud.services import DatabaseOption, TransportOption
+from steward.redact import mask_text
 
 if typing.TYPE_CHECKING:
     import steward
@@ -77,9 +78,8 @@ def _errors_are_one_line(debug: bool) -> Iterator[None]:
         if debug:
             raise
         code = 2 if isinstance(exc, ConfigError) else 1
-        _stderr.print(
-            f"[red]error:[/red] {type(exc).__name__}: {exc}", highlight=False, soft_wrap=True
-        )
+        message = mask_text(f"{type(exc).__name__}: {exc}")
+        _stderr.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
         raise typer.Exit(code=code) from exc
 
 

@@ -33,6 +33,7 @@ from pathlib import Path
 import typer
 
 from pocketcloud import TOPICS
+from steward.redact import MaskingFormatter, mask_text
 
 if typing.TYPE_CHECKING:
     import steward
@@ -145,10 +146,10 @@ def configure_logging(data_dir: Path, *, name: str, debug: bool) -> Path:
     context = RequestContextFilter()
     fmt = "%(asctime)s %(process)d %(levelname)s %(name)s [%(request_id)s] %(message)s"
     to_file = logging.FileHandler(path)
-    to_file.setFormatter(logging.Formatter(fmt))
+    to_file.setFormatter(MaskingFormatter(fmt))
     to_stderr = logging.StreamHandler(sys.stderr)
     to_stderr.setLevel(logging.DEBUG if debug else logging.WARNING)
-    to_stderr.setFormatter(logging.Formatter(f"{name}: %(levelname)s %(name)s %(message)s"))
+    to_stderr.setFormatter(MaskingFormatter(f"{name}: %(levelname)s %(name)s %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = []
     for handler in (to_file, to_stderr):
@@ -258,7 +259,7 @@ def _run(
     except Exception as exc:
         if debug:
             raise
-        typer.echo(f"{binary_of(topic)}: error: {type(exc).__name__}: {exc}", err=True)
+        typer.echo(mask_text(f"{binary_of(topic)}: error: {type(exc).__name__}: {exc}"), err=True)
         raise typer.Exit(code=2 if isinstance(exc, ConfigError) else 1) from exc
     raise typer.Exit(code=code)
 

@@ -32,6 +32,7 @@ from rich.table import Table
 
 from steward.config import Settings, load_settings, set_settings
 from steward.errors import ConfigError, MessagingTimeout
+from steward.redact import MaskingFormatter, mask_text
 
 __all__ = ["app", "main"]
 
@@ -126,7 +127,8 @@ def _errors_are_one_line(command: Callable[P, None]) -> Callable[P, None]:
             if _Options.debug:
                 raise
             code = 2 if isinstance(exc, ConfigError | ValueError | TypeError) else 1
-            _stderr.print(f"[red]error:[/red] {type(exc).__name__}: {exc}", highlight=False)
+            message = mask_text(f"{type(exc).__name__}: {exc}")
+            _stderr.print(f"[red]error:[/red] {message}", highlight=False)
             raise typer.Exit(code=code) from exc
 
     return wrapper
@@ -174,7 +176,7 @@ def _configure_logging(settings: Settings) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RequestContextFilter())
     handler.setFormatter(
-        logging.Formatter(
+        MaskingFormatter(
             f"%(asctime)s %(process)d %(levelname)s %(name)s [{settings.host} %(request_id)s] "
             "%(message)s"
         )

@@ -11,6 +11,8 @@ SIGHUP without a restart; the others need one.
 
 Credentials inside ``transport_url`` and ``database_url`` are masked whenever settings are shown:
 in ``repr``/``str``, in :meth:`Settings.masked` and so in logs, reports and ``steward config show``.
+:func:`mask_url` (defined in :mod:`steward.redact`, re-exported here) says what is kept and what
+is replaced.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from pydantic_settings import (
 )
 
 from steward.errors import ConfigError
+from steward.redact import mask_text, mask_url
 
 __all__ = [
     "ENV_PREFIX",
@@ -44,7 +47,6 @@ __all__ = [
 ]
 
 ENV_PREFIX = "STEWARD_"
-MASK = "***"
 
 # The TOML file of the load in progress. Pydantic-settings builds its sources in a classmethod,
 # so the path travels to it here rather than through the constructor.
@@ -164,7 +166,14 @@ class Settings(BaseSettings):
     )
     backdoor_port: str | None = _option(
         None,
-        "Debug console port on 127.0.0.1: 'N', '0' (any free port) or a range 'A:B'. Off if unset.",
+        "Debug console on TCP 127.0.0.1, which every local user can reach: 'N', '0' (any free "
+        "port) or a range 'A:B'. Off if unset; backdoor_socket wins if both are set.",
+    )
+    backdoor_socket: str | None = _option(
+        None,
+        "Debug console on a Unix socket only this user may use (mode 0600), at this path; "
+        "'{pid}' and '{binary}' in it are replaced. Off if unset.",
+        min_length=1,
     )
     metrics_port: int | None = _option(
         None, "Port of the Prometheus and health endpoint. Off if unset.", ge=0, le=65535
@@ -285,15 +294,22 @@ class Settings(BaseSettings):
         return self._origins.get(name, "default")
 
     def masked(self) -> dict[str, object]:
-        """Return the options as a dict, with credentials in secret options replaced by ``***``."""
-        secret = self.secret_options()
-        return {
-            name: mask_url(value) if name in secret and isinstance(value, str) else value
-            for name, value in self.model_dump().items()
-        }
+        """Return the options as a dict, with credentials replaced by ``***`` (:func:`mask_url`).
+
+        Every string is masked, not only the secret options': a URL in any option is shown safe.
+        """
+        return {name: _masked(value) for name, value in self.model_dump().items()}
 
     def __repr_args__(self) -> typing.Iterable[tuple[str | None, typing.Any]]:
         return list(self.masked().items())
+
+
+def _masked(value: object) -> object:
+    if isinstance(value, str):
+        return mask_url(value)
+    if isinstance(value, list):
+        return [_masked(item) for item in value]
+    return value
 
 
 def _flag(name: str, flag: str) -> bool:
@@ -308,23 +324,6 @@ def _json_list(text: str) -> object:
         return orjson.loads(text)
     except orjson.JSONDecodeError as exc:
         raise ValueError(f"not a JSON list: {exc}") from exc
-
-
-# user:password@ in the authority of a URL, possibly several comma-separated hosts
-# (oslo.messaging's "amqp://u:p@h1,u:p@h2/" form).
-_USERINFO = re.compile(r"(?P<lead>(?:://|,))(?P<user>[^:@/,]*):(?P<password>[^@/]*)@")
-# password=, secret=, token= in a query string (e.g. libpq's ?password=...).
-_SECRET_QUERY = re.compile(r"(?P<key>[?&][^=&]*(?:password|secret|token)[^=&]*)=[^&#]*", re.I)
-
-
-def mask_url(url: str) -> str:
-    """Replace passwords inside ``url`` (userinfo and ``password=`` query values) with ``***``.
-
-    >>> mask_url("amqp://guest:guest@127.0.0.1:5672/")
-    'amqp://guest:***@127.0.0.1:5672/'
-    """
-    masked = _USERINFO.sub(lambda m: f"{m['lead']}{m['user']}:{MASK}@", url)
-    return _SECRET_QUERY.sub(lambda m: f"{m['key']}={MASK}", masked)
 
 
 def load_settings(
@@ -379,7 +378,6 @@ def _origins(path: Path | None, overrides: dict[str, object]) -> dict[str, str]:
 
 def _describe(exc: ValidationError, origins: dict[str, str]) -> str:
     problems = []
-    secret = Settings.secret_options()
     for error in exc.errors():
         name = str(error["loc"][0]) if error["loc"] else "?"
         origin = origins.get(name, "default")
@@ -392,9 +390,7 @@ def _describe(exc: ValidationError, origins: dict[str, str]) -> str:
             known = ", ".join(sorted(Settings.model_fields))
             problems.append(f"unknown option `{name}`{where}; known options: {known}")
             continue
-        shown = repr(error.get("input"))
-        if name in secret:
-            shown = mask_url(shown)
+        shown = mask_text(repr(error.get("input")))
         message = str(error["msg"]).removeprefix("Value error, ")
         problems.append(f"option `{name}`{where}: {message}, got {shown}")
     return "invalid settings: " + "; ".join(problems)

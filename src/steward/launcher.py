@@ -323,7 +323,9 @@ class ProcessLauncher:
         environment = {**os.environ, **self.environment, SUPERVISOR_ENV: str(os.getpid())}
         process = await asyncio.create_subprocess_exec(*self._slots[slot], env=environment)
         self.children[process.pid] = process
-        LOG.info("Started worker %d: %s", process.pid, " ".join(self._slots[slot]))
+        LOG.info(
+            "Started worker %d: %s", process.pid, " ".join(map(config.mask_url, self._slots[slot]))
+        )
         if self._stopping.is_set():
             # The stop came while this one was starting: it missed the signal the others got.
             process.send_signal(signal.SIGTERM)

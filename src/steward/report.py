@@ -22,7 +22,7 @@ import traceback
 import typing
 from importlib import metadata
 
-from steward import config
+from steward import config, redact
 
 if typing.TYPE_CHECKING:
     from steward.service import Service
@@ -111,7 +111,7 @@ def _service_section(service: Service) -> dict[str, typing.Any]:
             if stats.last_started is None
             else round(now - stats.last_started, 3),
             "last_duration": stats.last_duration,
-            "last_error": stats.last_error,
+            "last_error": None if stats.last_error is None else redact.mask_text(stats.last_error),
             "next_due_in": None if stats.next_due is None else round(stats.next_due - now, 3),
         }
         for stats in scheduler.stats()
@@ -179,4 +179,5 @@ def format_report(report: Report) -> str:
     for thread in report["threads"]:
         lines.append(f"   thread {thread['name']}")
         lines.extend("      " + line for line in thread["stack"].splitlines())
-    return "\n".join(lines)
+    # The configuration is masked already; a URL in an error or a stack is masked here.
+    return redact.mask_text("\n".join(lines))

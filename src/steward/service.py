@@ -152,9 +152,9 @@ class Service:
             )
             step = "pre_start_hook"
             await run_hook(self.manager, "pre_start_hook", self.service_ref, executor=self.executor)
-            if self.settings.backdoor_port is not None:
+            if self.settings.backdoor_socket is not None or self.settings.backdoor_port is not None:
                 step = "starting the debug console"
-                await self._start_console(self.settings.backdoor_port)
+                await self._start_console()
             step = "starting RPC consumers"
             await self._start_rpc()
             step = "post_start_hook"
@@ -176,12 +176,18 @@ class Service:
         self._loops = asyncio.create_task(self._run_loops(), name=f"{self.binary} loops")
         LOG.info("%s on %s started", self.binary, self.host)
 
-    async def _start_console(self, spec: str) -> None:
-        from steward.console import start_console  # noqa: PLC0415 - opt-in
+    async def _start_console(self) -> None:
+        from steward import console  # noqa: PLC0415 - opt-in
 
         namespace = {"service": self, "manager": self.manager, "settings": self.settings}
-        self._console = await start_console(spec, namespace)
-        self.manager.backdoor_port = self._console.port
+        if self.settings.backdoor_socket is not None:  # oslo.service: the socket wins
+            if self.settings.backdoor_port is not None:
+                LOG.warning("backdoor_socket is set: backdoor_port is ignored")
+            path = console.socket_path(self.settings.backdoor_socket, binary=self.binary)
+            self._console = await console.start_unix_console(path, namespace)
+        elif self.settings.backdoor_port is not None:
+            self._console = await console.start_console(self.settings.backdoor_port, namespace)
+            self.manager.backdoor_port = self._console.port
 
     async def _start_rpc(self) -> None:
         if self.settings.notification_driver != "noop":

@@ -64,3 +64,50 @@ def test_malformed_override_is_rejected() -> None:
     result = runner.invoke(app, ["--set", "no-equals-sign", "config", "show"])
     assert result.exit_code == 2
     assert "NAME=VALUE" in result.output
+
+
+@pytest.mark.parametrize(
+    ("option", "url", "secret", "shown"),
+    [
+        pytest.param(
+            "transport_url",
+            "nats://s3cr3tt0ken@127.0.0.1:4222,nats://s3cr3tt0ken@127.0.0.2:4222",
+            "s3cr3tt0ken",
+            "nats://***@127.0.0.1:4222,nats://***@127.0.0.2:4222",
+            id="nats-token",
+        ),
+        pytest.param(
+            "transport_url",
+            "amqp://guest:p@ss:w0rd@127.0.0.1:5672/",
+            "ss:w0rd",
+            "amqp://guest:***@127.0.0.1:5672/",
+            id="at-in-password",
+        ),
+        pytest.param(
+            "database_url",
+            "postgresql://127.0.0.1/db?sslmode=disable&password=opensesame",
+            "opensesame",
+            "postgresql://127.0.0.1/db?sslmode=disable&password=***",
+            id="query-password",
+        ),
+    ],
+)
+def test_config_show_masks_every_secret_form(
+    option: str, url: str, secret: str, shown: str
+) -> None:
+    as_json = runner.invoke(app, ["--set", f"{option}={url}", "config", "show", "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    assert json.loads(as_json.output)[option]["value"] == shown
+    as_table = runner.invoke(app, ["--set", f"{option}={url}", "config", "show"])
+    assert as_table.exit_code == 0, as_table.output
+    for output in (as_json.output, as_table.output):
+        assert secret not in output
+
+
+def test_an_error_line_masks_the_url_it_quotes() -> None:
+    result = runner.invoke(
+        app, ["--set", "transport_url=bogus://t0kenvalue@127.0.0.1/", "call", "topic", "ping"]
+    )
+    assert result.exit_code != 0
+    assert "bogus://***@127.0.0.1/" in result.output
+    assert "t0kenvalue" not in result.output

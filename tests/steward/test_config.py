@@ -171,10 +171,10 @@ def test_unknown_option_in_file_is_an_error(tmp_path: Path) -> None:
             id="query-password",
         ),
         pytest.param("memory://", "memory://", id="no-credentials"),
-        pytest.param("nats://user@host:4222", "nats://user@host:4222", id="user-only"),
+        pytest.param("nats://s3cret@host:4222", "nats://***@host:4222", id="token-only"),
     ],
 )
-def test_mask_url_hides_passwords_only(url: str, masked: str) -> None:
+def test_mask_url_hides_passwords_and_tokens(url: str, masked: str) -> None:
     assert mask_url(url) == masked
 
 
@@ -199,6 +199,10 @@ def test_secret_in_a_bad_value_is_masked_in_the_error() -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings(overrides={"database_url": ["sqlite://u:topsecret@h/db"]})
     assert "topsecret" not in str(caught.value)
+    with pytest.raises(ConfigError) as caught:  # a URL in an option that is not a secret one
+        load_settings(overrides={"host": ["nats://t0kenvalue@h:4222"]})
+    assert "t0kenvalue" not in str(caught.value)
+    assert "nats://***@h:4222" in str(caught.value)
 
 
 def test_mutable_options_are_marked() -> None:

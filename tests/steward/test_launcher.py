@@ -196,6 +196,19 @@ async def test_workers_are_supervised_and_respawned(spawn: Spawn) -> None:
     assert sum("cleanup ran" in line for line in running.lines) == 2
 
 
+async def test_no_log_line_shows_the_transport_urls_token(spawn: Spawn) -> None:
+    running = await spawn(
+        "--set", "transport_url=memory://S3cretT0ken@bus",
+        "run", "target:Echo", "--topic", "echo", "--workers", "2",
+    )  # fmt: skip
+    await running.wait_for(r"steward-echo on \S+ started", count=2)
+    await running.wait_for(r"Started worker \d+: .* transport_url=memory://\*\*\*@bus", count=2)
+    await running.wait_for(r"RPC server consuming .* on memory://\*\*\*@bus", count=2)
+    running.process.send_signal(signal.SIGTERM)
+    assert await running.exit_code() == 0
+    assert not [line for line in running.lines if "S3cretT0ken" in line]
+
+
 async def test_workers_die_with_a_killed_supervisor(spawn: Spawn) -> None:
     running = await spawn("run", "target:Echo", "--topic", "echo", "--workers", "2")
     await running.wait_for(r"steward-echo on \S+ started", count=2)

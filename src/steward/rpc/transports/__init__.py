@@ -8,7 +8,6 @@ used, so their client libraries cost nothing to a process that does not use them
 from __future__ import annotations
 
 import importlib
-from urllib.parse import urlsplit
 
 from steward import config
 from steward.config import mask_url
@@ -34,7 +33,8 @@ def get_transport(url: str | None = None, *, settings: config.Settings | None = 
     """
     settings = settings if settings is not None else config.get_settings()
     url = url if url is not None else settings.transport_url
-    scheme = urlsplit(url).scheme.lower() if "://" in url else ""
+    # Not urlsplit: it raises ValueError quoting a piece of the netloc (a password's, maybe).
+    scheme = url.partition("://")[0].lower() if "://" in url else ""
     if scheme not in SCHEMES:
         known = ", ".join(f"{name}://" for name in SCHEMES)
         raise InvalidTransportURL(

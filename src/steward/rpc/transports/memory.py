@@ -221,8 +221,8 @@ class MemoryTransport:
 
     @property
     def url(self) -> str:
-        """The URL: memory:// carries no credentials."""
-        return self._url
+        """The URL, masked as every transport's (``memory://tok@name`` shows ``memory://***@name``)."""
+        return config.mask_url(self._url)
 
     @property
     def max_message_size(self) -> int:
@@ -231,7 +231,7 @@ class MemoryTransport:
 
     def _broker(self) -> _Broker:
         if self._closed:
-            raise TransportClosed(f"transport {self._url} is closed")
+            raise TransportClosed(f"transport {self.url} is closed")
         return _broker_for(self._name)
 
     def _check_size(self, body: bytes) -> None:
@@ -343,7 +343,7 @@ class MemoryTransport:
         self._closed = True
 
     def __repr__(self) -> str:
-        return f"MemoryTransport({self._url!r})"
+        return f"MemoryTransport({self.url!r})"
 
 
 if typing.TYPE_CHECKING:

@@ -69,7 +69,7 @@ from nats.errors import Error as NatsError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.errors import NoStreamResponseError
 
-from steward import config
+from steward import config, redact
 from steward.errors import (
     InvalidTransportURL,
     MessageDeliveryFailure,
@@ -125,7 +125,9 @@ class NatsTransport:
             parsed = parse_url(url)
             parsed.tls()  # a TLS file that cannot be read is a bad URL, said now
         except (ValueError, OSError) as exc:
-            raise InvalidTransportURL(f"cannot read {config.mask_url(url)!r}: {exc}") from exc
+            raise InvalidTransportURL(
+                f"cannot read {config.mask_url(url)!r}: {redact.mask_detail(str(exc), url)}"
+            ) from exc
         self.jetstream = parsed.jetstream if parsed.jetstream is not None else (
             settings.nats_jetstream
         )  # fmt: skip

@@ -37,7 +37,7 @@ from collections.abc import Callable, Coroutine, Sequence
 import aiormq
 from pamqp.commands import Basic
 
-from steward import config
+from steward import config, redact
 from steward.errors import (
     InvalidTransportURL,
     MessageTooLarge,
@@ -88,7 +88,9 @@ class RabbitTransport:
         try:
             urls = broker_urls(url, heartbeat=settings.heartbeat_timeout_threshold)
         except ValueError as exc:
-            raise InvalidTransportURL(f"cannot read {config.mask_url(url)!r}: {exc}") from exc
+            raise InvalidTransportURL(
+                f"cannot read {config.mask_url(url)!r}: {redact.mask_detail(str(exc), url)}"
+            ) from exc
         self._max_message_size = settings.max_message_size
         self._prefetch_count = settings.rabbit_qos_prefetch_count
         self._topology = Topology(settings)
