@@ -167,6 +167,10 @@ async def _up(
     from steward.config import set_settings  # noqa: PLC0415
     from steward.launcher import ServiceLauncher  # noqa: PLC0415
 
+    if cloud_settings.api_port:
+        # A port in use is one line here, before anything starts, rather than the api service
+        # failing its start with a traceback (port 0 is any free one: nothing to check).
+        _api_port(cloud_settings.api_host, cloud_settings.api_port)
     set_settings(settings)
     cloud = AllInOne(cloud_settings, settings=settings, compute_hosts=compute_hosts)
     await cloud.prepare()

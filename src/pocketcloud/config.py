@@ -44,6 +44,11 @@ class CloudSettings(BaseSettings):
     api_port: int = Field(
         8774, ge=0, le=65535, description="Port of the REST API; 0 picks a free one."
     )
+    api_max_body_size: int = Field(
+        1024 * 1024,
+        ge=1,
+        description="Largest request body the REST API reads, in bytes; a larger one is a 413.",
+    )
     compute_driver: str = Field("fake", min_length=1, description="Compute driver: fake, process.")
     volume_driver: str = Field("fake", min_length=1, description="Volume driver: fake, file.")
     network_driver: str = Field(

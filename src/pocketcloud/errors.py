@@ -16,6 +16,7 @@
     ├── NoMoreAddresses                   (HTTP 409) a network has no free fixed IP left
     └── ServiceUnavailable                (HTTP 503) the service that should answer did not
 
+Client errors (4xx) are ``rpc_expected``: the service raising one logs a line, not a traceback.
 These travel over RPC: a manager raises one, and the caller's RPC API class re-raises it as the
 same class, because pocketcloud's clients list this module in ``allowed_remote_exmods``. Each takes
 only its message, so it can be re-created from what travels (``cls(*args)``).
@@ -57,6 +58,11 @@ class PocketcloudError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+    @property
+    def rpc_expected(self) -> bool:
+        """True for a client error (4xx): steward's RPC server logs it in one line, no traceback."""
+        return self.http_status < 500
 
 
 class NotFound(PocketcloudError, LookupError):

@@ -179,3 +179,33 @@ async def test_up_on_a_broker_with_its_api_port_taken_fails_at_once_saying_so(
     assert "Traceback" not in err.decode()
     assert out == b""
     assert not (tmp_path / "pocketcloud.db").exists()  # nothing was started or written
+
+
+async def test_up_in_one_process_with_its_api_port_taken_fails_at_once_saying_so(
+    tmp_path: Path,
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        process = await asyncio.create_subprocess_exec(
+            *COMMAND,
+            "up",
+            "--data-dir",
+            str(tmp_path),
+            "--api-port",
+            str(port),
+            "--compute-driver",
+            "fake",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=_environment(),
+        )
+        async with asyncio.timeout(DEADLINE):
+            out, err = await process.communicate()
+    assert process.returncode == 1
+    lines = err.decode().splitlines()
+    assert len(lines) == 1, err.decode()
+    assert f"the REST API cannot listen on 127.0.0.1:{port}: Address already in use" in lines[0]
+    assert out == b""
+    assert not (tmp_path / "pocketcloud.db").exists()  # nothing was started or written

@@ -3,7 +3,8 @@
 Routes live under ``/v1``; ``/docs`` and ``/openapi.json`` describe them. Every error is JSON of
 the shape ``{"error": {"code", "type", "message", "request_id"}}``: pocketcloud's errors with
 their own status (400, 404, 409, 503), a body that is not JSON or does not fit the schema as 400,
-an unknown path as 404, a method the path does not take as 405 (its ``Allow`` header names those
+a body over ``api_max_body_size`` as 413 (see :mod:`~pocketcloud.api.body_limit`), an unknown
+path as 404, a method the path does not take as 405 (its ``Allow`` header names those
 it does), a service that did not answer in time as 503, and anything unexpected as 500 without
 internals (the log has the traceback, under the request id). Each response carries
 its request id in ``X-OpenStack-Request-ID``.
@@ -20,6 +21,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 from starlette.routing import Match, Route
 
+from pocketcloud.api.body_limit import BodyLimit, BodyTooLarge
 from pocketcloud.api.cloud import Cloud
 from pocketcloud.api.schemas import (
     ConsoleView,
@@ -37,6 +39,7 @@ from pocketcloud.api.schemas import (
 from pocketcloud.errors import PocketcloudError
 from steward.context import RequestContext, bind
 from steward.errors import MessagingTimeout
+from steward.redact import shorten
 
 __all__ = ["REQUEST_ID_HEADER", "create_app"]
 
@@ -59,6 +62,10 @@ _ERRORS: dict[int | str, dict[str, typing.Any]] = {
         "model": ErrorBody,
         "description": "The resource's state does not allow the action, or what it needs is "
         "taken (no host with room, no free address, an overlapping network).",
+    },
+    413: {
+        "model": ErrorBody,
+        "description": "The request body is larger than the API reads (`api_max_body_size`).",
     },
     "4XX": {"model": ErrorBody, "description": "Any other client error."},
     503: {"model": ErrorBody, "description": "A service did not answer in time."},
@@ -127,14 +134,17 @@ def _describe_validation(exc: RequestValidationError, request: Request) -> str:
     return "; ".join(problems) or "the request does not fit the schema"
 
 
-def create_app(cloud: Cloud) -> FastAPI:
-    """Return the REST application serving ``cloud``."""
+def create_app(cloud: Cloud, *, max_body_size: int) -> FastAPI:
+    """Return the REST application serving ``cloud``, reading bodies of ``max_body_size`` bytes."""
     app = FastAPI(
         title="pocketcloud",
         version="1",
         description="A small cloud on steward: servers, volumes, networks and services.",
         responses=_ERRORS,
     )
+    # Added before the request-context middleware, so it runs inside it: that one reads the body
+    # in a task group, which would wrap the refusal in an ExceptionGroup.
+    app.add_middleware(BodyLimit, max_size=max_body_size)
     _install_error_handlers(app)
     _install_server_routes(app, cloud)
     _install_resource_routes(app, cloud)
@@ -154,14 +164,16 @@ def _install_error_handlers(app: FastAPI) -> None:
         context = RequestContext(is_admin=True, roles=["admin"])
         request.state.context = context
         request.state.request_id = context.request_id
-        try:
-            with bind(context):
+        with bind(context):  # the log lines below carry the request id too
+            try:
                 response = await call_next(request)
-        except Exception:
-            LOG.exception("Unexpected error serving %s %s", request.method, request.url.path)
-            return _error(
-                500, "InternalError", "internal error; see the api service's log", request
-            )
+            except Exception:
+                LOG.exception(
+                    "Unexpected error serving %s %s", request.method, shorten(request.url.path)
+                )
+                return _error(
+                    500, "InternalError", "internal error; see the api service's log", request
+                )
         response.headers[REQUEST_ID_HEADER] = context.request_id
         return response
 
@@ -173,6 +185,10 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         return _error(400, "BadRequest", _describe_validation(exc, request), request)
 
+    @app.exception_handler(BodyTooLarge)
+    async def too_large(request: Request, exc: BodyTooLarge) -> JSONResponse:
+        return _error(exc.status_code, "RequestTooLarge", str(exc.detail), request)
+
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         headers = dict(exc.headers or {})
@@ -182,6 +198,12 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(MessagingTimeout)
     async def timeout(request: Request, exc: MessagingTimeout) -> JSONResponse:
+        LOG.warning(
+            "%s %s: a service did not answer in time: %s",
+            request.method,
+            shorten(request.url.path),
+            exc,
+        )
         return _error(
             503, "ServiceUnavailable", f"a service did not answer in time: {exc}", request
         )

@@ -78,7 +78,7 @@ class ApiManager(CloudManager):
             network=NetworkAPI(transport),
             settings=self.cloud_settings,
         )
-        self.app = create_app(self.cloud)
+        self.app = create_app(self.cloud, max_body_size=self.cloud_settings.api_max_body_size)
 
     async def post_start_hook(self) -> None:
         """Start serving the REST API, now that the service answers RPC."""
