@@ -17,6 +17,8 @@ import urllib.parse
 
 import httpx
 
+from steward.redact import shorten
+
 __all__ = [
     "JSON",
     "ApiError",
@@ -123,7 +125,7 @@ def _base_url(url: str) -> str:
     """Return ``url`` without a trailing ``/`` or ``/v1`` (``pocketcloud up`` shows ``.../v1``)."""
     parsed = urllib.parse.urlsplit(url.strip())
     if parsed.scheme not in {"http", "https"} or not parsed.netloc:
-        raise CloudClientError(f"the API's URL must be http://HOST:PORT, got {url!r}")
+        raise CloudClientError(f"the API's URL must be http://HOST:PORT, got {shorten(url)!r}")
     path = parsed.path.rstrip("/")
     path = path.removesuffix("/v1")
     return urllib.parse.urlunsplit((parsed.scheme, parsed.netloc, path, "", ""))
@@ -181,13 +183,17 @@ class CloudClient:
     def _one(self, method: str, path: str, *, body: JSON | None = None) -> JSON:
         found = self._request(method, path, body=body)
         if not isinstance(found, dict):
-            raise UnexpectedResponse(f"{method} {path} answered {found!r}, not a JSON object")
+            raise UnexpectedResponse(
+                f"{method} {shorten(path)} answered {shorten(repr(found))}, not a JSON object"
+            )
         return found
 
     def _many(self, path: str) -> list[JSON]:
         found = self._request("GET", path)
         if not isinstance(found, list):
-            raise UnexpectedResponse(f"GET {path} answered {found!r}, not a JSON list")
+            raise UnexpectedResponse(
+                f"GET {shorten(path)} answered {shorten(repr(found))}, not a JSON list"
+            )
         return found
 
     # --- servers -------------------------------------------------------------------------------

@@ -392,12 +392,14 @@ def server_create(
 
 def _network_id(client: CloudClient, id_or_name: str) -> str:
     """Return the id of the network with this id, else of the one network with this name."""
+    from steward.redact import shorten  # noqa: PLC0415 - fast --help
+
     networks = client.list_networks()
     if any(network["id"] == id_or_name for network in networks):
         return id_or_name
     named = [network["id"] for network in networks if network["name"] == id_or_name]
     if len(named) > 1:
-        _fail(f"{len(named)} networks are named {id_or_name!r}: give --network its id")
+        _fail(f"{len(named)} networks are named {shorten(id_or_name)!r}: give --network its id")
     return named[0] if named else id_or_name  # neither: the API says it does not exist
 
 

@@ -18,7 +18,7 @@ from typer.testing import CliRunner, Result
 from pocketcloud import commands
 from pocketcloud.allinone import AllInOne
 from pocketcloud.cli import app
-from pocketcloud.client import ApiError, CloudClient, UnexpectedResponse
+from pocketcloud.client import ApiError, CloudClient, CloudClientError, UnexpectedResponse
 
 MISSING = "00000000-0000-0000-0000-000000000000"
 
@@ -394,3 +394,19 @@ def test_waiting_past_the_timeout_fails_in_one_line_saying_the_last_state(
     assert exited.value.exit_code == 1
     assert looks == ["BUILDING"]
     assert capsys.readouterr().err == "error: server s: still BUILDING after 0 s\n"
+
+
+def test_the_clients_errors_show_a_prefix_of_a_long_answer_or_id() -> None:
+    long = "x" * 5000
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, json=[long]))
+    with (
+        CloudClient("http://api", transport=transport) as client,
+        pytest.raises(UnexpectedResponse) as raised,
+    ):
+        client.get_volume(long)
+    assert len(str(raised.value)) < 400
+    assert "characters)" in str(raised.value)
+    with pytest.raises(CloudClientError) as bad_url:
+        CloudClient(f"ftp://{long}")
+    assert len(str(bad_url.value)) < 400
+    assert "(5006 characters)" in str(bad_url.value)

@@ -123,14 +123,14 @@ def _describe_validation(exc: RequestValidationError, request: Request) -> str:
                 sent = request.headers.get("content-type")
                 problems.append(
                     "the request body must be JSON, sent with `Content-Type: application/json`, "
-                    f"got {sent!r}"
+                    f"got {shorten(sent) if sent is not None else None!r}"
                 )
                 continue
         where = ".".join(str(part) for part in error.get("loc", ()) if part != "body") or "body"
-        shown = repr(error.get("input"))
-        if len(shown) > 80:
-            shown = shown[:77] + "..."
-        problems.append(f"`{where}`: {error.get('msg')}, got {shown}")
+        # A field's name and value are the sender's: a prefix of each, with its length.
+        value = error.get("input")
+        shown = repr(shorten(value)) if isinstance(value, str) else shorten(repr(value))
+        problems.append(f"`{shorten(where)}`: {error.get('msg')}, got {shown}")
     return "; ".join(problems) or "the request does not fit the schema"
 
 

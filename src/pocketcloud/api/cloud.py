@@ -32,6 +32,7 @@ from pocketcloud.errors import (
     InvalidVolumeState,
     NetworkNotFound,
     ServerNotFound,
+    VolumeNotFound,
 )
 from pocketcloud.network.rpcapi import NetworkAPI
 from pocketcloud.objects import InstanceSpec, RequestSpec, ServerChanges, ServerStatus
@@ -39,13 +40,28 @@ from pocketcloud.rpc import binary_of
 from pocketcloud.scheduler.rpcapi import SchedulerAPI
 from pocketcloud.volume.rpcapi import VolumeAPI
 from steward.context import RequestContext
+from steward.redact import shorten
 from steward.registry import Registry
 
-__all__ = ["Cloud", "server_view"]
+__all__ = ["MAX_ID_LENGTH", "Cloud", "server_view"]
 
 LOG = logging.getLogger(__name__)
 
 _LIVE = (ServerStatus.ACTIVE, ServerStatus.SHUTOFF)
+MAX_ID_LENGTH = 64
+"""No id is longer (the cloud's are UUIDs): a longer one in a path is not found, here, at once."""
+
+
+def _volume_id(volume_id: str) -> str:
+    if len(volume_id) > MAX_ID_LENGTH:
+        raise VolumeNotFound(f"volume {shorten(volume_id)!r} does not exist")
+    return volume_id
+
+
+def _network_id(network_id: str) -> str:
+    if len(network_id) > MAX_ID_LENGTH:
+        raise NetworkNotFound(f"network {shorten(network_id)!r} does not exist")
+    return network_id
 
 
 def server_view(row: sa.RowMapping) -> ServerView:
@@ -129,7 +145,7 @@ class Cloud:
             try:
                 return (await self.network.get_network(context, network_id)).id
             except NetworkNotFound as exc:
-                raise InvalidInput(f"network {network_id!r} does not exist") from exc
+                raise InvalidInput(f"network {shorten(network_id)!r} does not exist") from exc
         networks = await self.network.list_networks(context)
         return networks[0].id if networks else None
 
@@ -211,22 +227,23 @@ class Cloud:
 
     async def get_volume(self, context: RequestContext, volume_id: str) -> VolumeView:
         """Return one volume; raises VolumeNotFound."""
-        record = await self.volume.get_volume(context, volume_id)
+        record = await self.volume.get_volume(context, _volume_id(volume_id))
         return VolumeView.model_validate(record.model_dump())
 
     async def delete_volume(self, context: RequestContext, volume_id: str) -> None:
         """Delete an available volume on its host; raises InvalidVolumeState when attached."""
-        await self.volume.delete_volume(context, await self.volume.get_volume(context, volume_id))
+        volume = await self.volume.get_volume(context, _volume_id(volume_id))
+        await self.volume.delete_volume(context, volume)
 
     async def attach_volume(
         self, context: RequestContext, volume_id: str, server_id: str
     ) -> VolumeView:
         """Attach the volume to an ACTIVE or SHUTOFF server, through the server's host."""
-        await self.volume.get_volume(context, volume_id)
+        await self.volume.get_volume(context, _volume_id(volume_id))
         try:
             row = await self.store.get(server_id)
         except ServerNotFound as exc:
-            raise InvalidInput(f"server {server_id!r} does not exist") from exc
+            raise InvalidInput(f"server {shorten(server_id)!r} does not exist") from exc
         if row["host"] is None or row["status"] not in _LIVE:
             raise InvalidServerState(
                 f"server {server_id} is {row['status']}; volumes attach to ACTIVE or SHUTOFF "
@@ -237,7 +254,7 @@ class Cloud:
 
     async def detach_volume(self, context: RequestContext, volume_id: str) -> VolumeView:
         """Detach the volume from the server that holds it, through the server's host."""
-        volume = await self.volume.get_volume(context, volume_id)
+        volume = await self.volume.get_volume(context, _volume_id(volume_id))
         if volume.server_id is None or volume.attached_host is None:
             raise InvalidVolumeState(f"volume {volume_id} is {volume.status}; nothing to detach")
         await self.compute.detach_volume(context, volume.attached_host, volume.server_id, volume_id)
@@ -261,7 +278,7 @@ class Cloud:
 
     async def get_network(self, context: RequestContext, network_id: str) -> NetworkView:
         """Return one network; raises NetworkNotFound."""
-        record = await self.network.get_network(context, network_id)
+        record = await self.network.get_network(context, _network_id(network_id))
         return NetworkView.model_validate(record.model_dump())
 
     async def list_services(self, context: RequestContext) -> list[ServiceView]:

@@ -15,6 +15,7 @@ from pocketcloud.api.tables import servers
 from pocketcloud.errors import ServerNotFound
 from pocketcloud.objects import PowerState, ServerChanges, ServerStatus
 from steward.db import Database, utcnow
+from steward.redact import shorten
 
 __all__ = ["ServerStore"]
 
@@ -60,7 +61,7 @@ class ServerStore:
         async with self.db.session() as session:
             row = (await session.execute(query)).mappings().first()
         if row is None:
-            raise ServerNotFound(f"server {server_id!r} does not exist")
+            raise ServerNotFound(f"server {shorten(server_id)!r} does not exist")
         return row
 
     async def list_all(self) -> list[sa.RowMapping]:
