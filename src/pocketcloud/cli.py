@@ -78,7 +78,9 @@ def _errors_are_one_line(debug: bool) -> Iterator[None]:
             raise
         code = 2 if isinstance(exc, ConfigError) else 1
         _stderr.print(
-            f"[red]error:[/red] {type(exc).__name__}: {exc}", highlight=False, soft_wrap=True
+            f"[red]error:[/red] {type(exc).__name__}: {str(exc) or 'no detail'}",
+            highlight=False,
+            soft_wrap=True,
         )
         raise typer.Exit(code=code) from exc
 
@@ -171,22 +173,28 @@ async def _up(
         # A port in use is one line here, before anything starts, rather than the api service
         # failing its start with a traceback (port 0 is any free one: nothing to check).
         _api_port(cloud_settings.api_host, cloud_settings.api_port)
+    from pocketcloud.readiness import wait_until_consuming  # noqa: PLC0415
+
     set_settings(settings)
     cloud = AllInOne(cloud_settings, settings=settings, compute_hosts=compute_hosts)
     await cloud.prepare()
     launcher = ServiceLauncher(cloud.services, reload_settings=lambda: settings)
+    pending: set[tuple[str, str]] = set()
 
-    async def api_url() -> str:
+    async def ready() -> str:
         while cloud.api.rest is None or cloud.api.rest.port is None:  # noqa: ASYNC110 - no event
             await asyncio.sleep(0.05)
+        services = [(service.topic, service.host) for service in cloud.services]
+        await wait_until_consuming(cloud.transport, services, pending=pending)
         return cloud.api_url
 
     try:
         return await _serve(
             launcher,
-            api_url(),
+            ready(),
             f"{len(cloud.computes)} compute hosts in this process",
             cloud_settings,
+            pending=pending,
             demo=demo,
             demo_exit=demo_exit,
         )
@@ -207,9 +215,11 @@ async def _up_processes(
     """One process per service (``python -m pocketcloud.services``), supervised by this one."""
     from pocketcloud.config import ENV_PREFIX  # noqa: PLC0415 - run only
     from pocketcloud.database import ensure_schemas  # noqa: PLC0415
+    from pocketcloud.readiness import wait_until_consuming  # noqa: PLC0415
     from pocketcloud.rpc import TOPICS  # noqa: PLC0415
     from steward.db import Database  # noqa: PLC0415
     from steward.launcher import ProcessLauncher  # noqa: PLC0415
+    from steward.rpc import get_transport  # noqa: PLC0415
 
     port = _api_port(cloud_settings.api_host, cloud_settings.api_port)
     if settings.database_url.startswith("sqlite"):
@@ -241,11 +251,25 @@ async def _up_processes(
         environment=environment,
     )
     url = f"http://{_url_host(cloud_settings.api_host)}:{port}"
+    services = [(topic, settings.host) for topic in TOPICS if topic != "compute"]
+    services += [("compute", host) for host in compute_hosts]
+    pending: set[tuple[str, str]] = set()
+
+    async def ready() -> str:
+        await _api_answers(url)
+        transport = get_transport(settings=settings)
+        try:
+            await wait_until_consuming(transport, services, pending=pending)
+        finally:
+            await transport.close()
+        return url
+
     return await _serve(
         launcher,
-        _api_answers(url),
+        ready(),
         f"{len(commands)} service processes on {settings.masked()['transport_url']}",
         cloud_settings,
+        pending=pending,
         demo=demo,
         demo_exit=demo_exit,
     )
@@ -262,10 +286,15 @@ async def _serve(
     where: str,
     cloud_settings: CloudSettings,
     *,
+    pending: set[tuple[str, str]],
     demo: bool,
     demo_exit: bool,
 ) -> int:
-    """Run ``launcher``; once ``api_url`` answers, say so and run the demo if asked."""
+    """Run ``launcher``; once ``api_url`` returns, say so and run the demo if asked.
+
+    ``api_url`` returns once the REST API serves and every service consumes its queue;
+    ``pending`` holds the ``(topic, host)`` of those that do not yet, to name them on a timeout.
+    """
     console = Console()
     outcome: asyncio.Task[int] | None = None
     try:
@@ -279,6 +308,7 @@ async def _serve(
                     console=console,
                     where=where,
                     cloud_settings=cloud_settings,
+                    pending=pending,
                 )
             )
             if demo:
@@ -307,11 +337,13 @@ async def _announce(
     console: Console,
     where: str,
     cloud_settings: CloudSettings,
+    pending: set[tuple[str, str]],
 ) -> str | None:
-    """Wait until the REST API serves, say where, and return its URL (None: it never did).
+    """Wait until the services serve, say where, and return the API's URL (None: they never did).
 
-    Services that do not serve it within :data:`STARTUP_TIMEOUT` (one that cannot start, restarted
-    again and again) are stopped, with a line saying where their logs are.
+    Services that do not all consume within :data:`STARTUP_TIMEOUT` (one that cannot start,
+    restarted again and again) are stopped, with a line naming those that did not answer and
+    saying where their logs are.
     """
     waiting = asyncio.ensure_future(api_url)
     await asyncio.wait(
@@ -320,10 +352,13 @@ async def _announce(
     if not waiting.done():
         waiting.cancel()
         if not running.done():
+            silent = ", ".join(f"{topic} on {host}" for topic, host in sorted(pending))
+            what = f"the services {silent} did not answer" if silent else "the REST API did not"
             _stderr.print(
-                f"[red]error:[/red] the REST API did not answer within {STARTUP_TIMEOUT:g} s; "
-                f"stopping. The services' logs are in {cloud_settings.data_dir}.",
+                f"[red]error:[/red] {what} within {STARTUP_TIMEOUT:g} s; stopping. "
+                f"The services' logs are in {cloud_settings.data_dir}.",
                 highlight=False,
+                soft_wrap=True,
             )
             launcher.request_stop()
         return None

@@ -27,6 +27,7 @@ __all__ = [
     "CloudClientError",
     "UnexpectedResponse",
     "read_json",
+    "unreachable",
 ]
 
 JSON = dict[str, typing.Any]
@@ -74,6 +75,23 @@ class ApiUnreachable(CloudClientError, ConnectionError):
 
 class UnexpectedResponse(CloudClientError):
     """An answer that is not the API's JSON, such as a web page from another server."""
+
+
+def unreachable(exc: httpx.HTTPError, url: str, *, timeout: float) -> CloudClientError:
+    """Return the one-line error for ``exc``, raised by httpx asking the API at ``url``.
+
+    A timeout says how long it waited (httpx's own message is empty), anything else its kind.
+    """
+    if isinstance(exc, httpx.ConnectError):
+        return ApiUnreachable(url, "is not reachable (is `pocketcloud up` running?)")
+    if isinstance(exc, httpx.TimeoutException):
+        return ApiUnreachable(url, f"did not answer within {timeout:g} s ({type(exc).__name__})")
+    if isinstance(exc, httpx.TransportError):
+        return ApiUnreachable(url, f"broke off: {str(exc) or type(exc).__name__}")
+    return UnexpectedResponse(
+        f"the pocketcloud API at {url} answered what httpx cannot read: "
+        f"{type(exc).__name__}: {shorten(str(exc)) or 'no detail'}"
+    )
 
 
 def read_json(response: httpx.Response) -> typing.Any:  # noqa: ANN401 - JSON from the API
@@ -170,14 +188,8 @@ class CloudClient:
     def _request(self, method: str, path: str, *, body: JSON | None = None) -> typing.Any:  # noqa: ANN401 - JSON from the API
         try:
             response = self._http.request(method, path, json=body)
-        except httpx.ConnectError as exc:
-            raise ApiUnreachable(
-                self.url, "is not reachable (is `pocketcloud up` running?)"
-            ) from exc
-        except httpx.TimeoutException as exc:
-            raise ApiUnreachable(self.url, f"did not answer within {self.timeout:g} s") from exc
-        except httpx.TransportError as exc:
-            raise ApiUnreachable(self.url, f"broke off: {exc or type(exc).__name__}") from exc
+        except httpx.HTTPError as exc:
+            raise unreachable(exc, self.url, timeout=self.timeout) from exc
         return read_json(response)
 
     def _one(self, method: str, path: str, *, body: JSON | None = None) -> JSON:

@@ -105,7 +105,7 @@ def _session(url: str, timeout: float) -> Iterator[CloudClient]:
     except CloudClientError as exc:
         _fail(str(exc))
     except Exception as exc:  # noqa: BLE001 - a user sees one line, never a traceback
-        _fail(f"{type(exc).__name__}: {exc}")
+        _fail(f"talking to the API at {url}: {type(exc).__name__}: {str(exc) or 'no detail'}")
 
 
 def _print_json(data: object) -> None:

@@ -308,3 +308,66 @@ async def test_pocketcloud_up_runs_one_process_per_service_on_rabbitmq_and_postg
         "pocketcloud-volume.log",
         "pocketcloud.log",
     ]
+
+
+async def _up_demo(tmp_path: Path, rabbit: str, postgres: str) -> tuple[int, str]:
+    """Run ``pocketcloud up --demo --demo-exit`` on the broker and database; return code, output."""
+    up = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "pocketcloud",
+        "up",
+        "--demo",
+        "--demo-exit",
+        "--api-port",
+        "0",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--transport-url",
+        rabbit,
+        "--database-url",
+        postgres,
+        env={**os.environ, "COLUMNS": "200"},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        async with asyncio.timeout(GUARD * 2):
+            output, _ = await up.communicate()
+    finally:
+        if up.returncode is None:
+            up.send_signal(signal.SIGINT)
+            await up.wait()
+    assert up.returncode is not None
+    return up.returncode, output.decode()
+
+
+async def test_the_demo_run_again_at_once_finds_its_resources_and_makes_no_second_set(
+    tmp_path: Path, fresh_rabbit_url: str, postgres_url: str
+) -> None:
+    # The second run starts while the registry still shows the first run's services up (and
+    # their queues are still there): `up` must wait for its own services to consume.
+    code, first = await _up_demo(tmp_path, fresh_rabbit_url, postgres_url)
+    assert code == 0, first
+    code, second = await _up_demo(tmp_path, fresh_rabbit_url, postgres_url)
+    assert code == 0, second
+    assert "Traceback" not in second
+    rows = [line for line in second.splitlines() if line.startswith("│ demo-")]
+    assert len(rows) == 3, second
+    assert all("ACTIVE" in row for row in rows), second
+    assert "server demo-1 exists" in second
+    import sqlalchemy as sa
+
+    from pocketcloud.api.tables import servers
+    from pocketcloud.network.tables import networks
+    from pocketcloud.volume.tables import volumes
+    from steward.db import Database
+
+    async with Database(postgres_url) as db, db.session() as session:
+        names = (
+            await session.execute(sa.select(servers.c.name).where(servers.c.deleted == sa.false()))
+        ).scalars()
+        assert sorted(names) == ["demo-1", "demo-2", "demo-3"]
+        assert len((await session.execute(sa.select(networks.c.id))).all()) == 1
+        live = sa.select(volumes.c.id).where(volumes.c.deleted == sa.false())
+        assert len((await session.execute(live)).all()) == 1

@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import http.server
+import io
 import socket
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -410,3 +411,35 @@ def test_the_clients_errors_show_a_prefix_of_a_long_answer_or_id() -> None:
         CloudClient(f"ftp://{long}")
     assert len(str(bad_url.value)) < 400
     assert "(5006 characters)" in str(bad_url.value)
+
+
+@contextlib.contextmanager
+def _silent_api() -> Iterator[str]:
+    """A port that accepts connections and never answers (a hung API)."""
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        yield f"http://127.0.0.1:{listening.getsockname()[1]}"
+
+
+async def test_an_api_that_does_not_answer_is_one_line_naming_the_url_and_the_wait() -> None:
+    with _silent_api() as url:
+        line = _failed(await _run(url, "server", "list", "--timeout", "0.2"))
+    assert line == (
+        f"error: the pocketcloud API at {url} did not answer within 0.2 s (ReadTimeout)"
+    )
+
+
+async def test_the_demo_against_an_api_that_does_not_answer_fails_in_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from rich.console import Console
+
+    from pocketcloud import demo
+
+    monkeypatch.setattr(demo, "REQUEST_TIMEOUT", 0.2)
+    with _silent_api() as url, pytest.raises(demo.DemoError) as failed:
+        await demo.run_demo(url, console=Console(file=io.StringIO()))
+    assert str(failed.value) == (
+        f"GET /v1/networks: the pocketcloud API at {url} did not answer within 0.2 s (ReadTimeout)"
+    )
