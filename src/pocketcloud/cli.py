@@ -115,6 +115,15 @@ def up(  # noqa: PLR0917 - typer takes a command's options as its parameters
     ] = "file",
     transport_url: TransportOption = None,
     database_url: DatabaseOption = None,
+    token: typing.Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            envvar="POCKETCLOUD_TOKEN",
+            help="With --demo and api_token_file: the token the demo sends.",
+            show_default=False,
+        ),
+    ] = None,
     debug: typing.Annotated[bool, typer.Option("--debug", help="Debug logs on stderr.")] = False,
 ) -> None:
     """Run every pocketcloud service until Ctrl-C: in this process, or one process each.
@@ -141,7 +150,14 @@ def up(  # noqa: PLR0917 - typer takes a command's options as its parameters
         configure_logging(cloud_settings.data_dir, name="pocketcloud", debug=debug)
         hosts = [f"compute{number}" for number in range(1, compute_hosts + 1)]
         if settings.transport_url.startswith("memory:"):
-            run = _up(cloud_settings, settings, compute_hosts=hosts, demo=demo, demo_exit=demo_exit)
+            run = _up(
+                cloud_settings,
+                settings,
+                compute_hosts=hosts,
+                demo=demo,
+                demo_exit=demo_exit,
+                token=token,
+            )
         else:
             run = _up_processes(
                 cloud_settings,
@@ -150,6 +166,7 @@ def up(  # noqa: PLR0917 - typer takes a command's options as its parameters
                 compute_hosts=hosts,
                 demo=demo,
                 demo_exit=demo_exit,
+                token=token,
                 debug=debug,
             )
         code = asyncio.run(run)
@@ -163,6 +180,7 @@ async def _up(
     compute_hosts: list[str],
     demo: bool,
     demo_exit: bool,
+    token: str | None,
 ) -> int:
     """Every service in this process, on an in-process transport."""
     from pocketcloud.allinone import AllInOne  # noqa: PLC0415 - run only
@@ -197,6 +215,7 @@ async def _up(
             pending=pending,
             demo=demo,
             demo_exit=demo_exit,
+            token=token,
         )
     finally:
         await cloud.close()
@@ -210,6 +229,7 @@ async def _up_processes(
     compute_hosts: list[str],
     demo: bool,
     demo_exit: bool,
+    token: str | None,
     debug: bool,
 ) -> int:
     """One process per service (``python -m pocketcloud.services``), supervised by this one."""
@@ -272,6 +292,7 @@ async def _up_processes(
         pending=pending,
         demo=demo,
         demo_exit=demo_exit,
+        token=token,
     )
 
 
@@ -289,6 +310,7 @@ async def _serve(
     pending: set[tuple[str, str]],
     demo: bool,
     demo_exit: bool,
+    token: str | None,
 ) -> int:
     """Run ``launcher``; once ``api_url`` returns, say so and run the demo if asked.
 
@@ -313,7 +335,7 @@ async def _serve(
             )
             if demo:
                 outcome = tasks.create_task(
-                    _demo(console, announced, exit_after=demo_exit, launcher=launcher)
+                    _demo(console, announced, exit_after=demo_exit, launcher=launcher, token=token)
                 )
             code = await running
             announced.cancel()
@@ -373,13 +395,16 @@ async def _announce(
 
 
 async def _api_answers(url: str) -> str:
-    """Return ``url`` once the REST API there answers (the api process has started)."""
+    """Return ``url`` once the REST API there answers (the api process has started).
+
+    It asks for the API's description, which needs no token.
+    """
     import httpx  # noqa: PLC0415 - run only
 
     async with httpx.AsyncClient(base_url=url, timeout=2.0) as client:
         while True:
             try:
-                if (await client.get("/v1/services")).status_code == httpx.codes.OK:
+                if (await client.get("/openapi.json")).status_code == httpx.codes.OK:
                     return url
             except httpx.TransportError:
                 pass
@@ -412,6 +437,7 @@ async def _demo(
     *,
     exit_after: bool,
     launcher: _Launcher,
+    token: str | None,
 ) -> int:
     from pocketcloud.demo import DemoError, run_demo  # noqa: PLC0415
 
@@ -421,7 +447,7 @@ async def _demo(
     code = 0
     try:
         async with asyncio.timeout(DEMO_TIMEOUT):
-            await run_demo(url, console=console)
+            await run_demo(url, console=console, token=token)
     except TimeoutError:
         _stderr.print(f"[red]demo failed:[/red] it did not finish within {DEMO_TIMEOUT:g} s")
         code = 1

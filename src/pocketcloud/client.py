@@ -20,6 +20,7 @@ import httpx
 from steward.redact import shorten
 
 __all__ = [
+    "AUTH_HEADER",
     "JSON",
     "ApiError",
     "ApiUnreachable",
@@ -34,6 +35,8 @@ JSON = dict[str, typing.Any]
 """One resource as the API shows it."""
 
 _MESSAGE_LIMIT = 200
+AUTH_HEADER = "X-Auth-Token"
+"""Where a request carries its token (OpenStack's header; the API reads the same)."""
 
 
 class CloudClientError(Exception):
@@ -159,7 +162,8 @@ def _segment(identifier: str) -> str:
 class CloudClient:
     """A client of the REST API at ``url`` (``http://127.0.0.1:8774``; a ``/v1`` is optional).
 
-    ``timeout`` bounds each request in seconds. Use it as ``with CloudClient(url) as client:``.
+    ``timeout`` bounds each request in seconds; ``token`` is sent in ``X-Auth-Token`` (an API
+    with tokens answers 401 without one). Use it as ``with CloudClient(url) as client:``.
     ``transport`` replaces the network (tests pass an ``httpx.MockTransport``). Raises
     :class:`CloudClientError` at once for a URL that is not ``http(s)://``.
     """
@@ -169,11 +173,15 @@ class CloudClient:
         url: str,
         *,
         timeout: float = 30.0,
+        token: str | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.url = _base_url(url)
         self.timeout = timeout
-        self._http = httpx.Client(base_url=self.url, timeout=timeout, transport=transport)
+        headers = {AUTH_HEADER: token} if token else {}
+        self._http = httpx.Client(
+            base_url=self.url, timeout=timeout, headers=headers, transport=transport
+        )
 
     def close(self) -> None:
         """Close the connections."""

@@ -49,6 +49,11 @@ class CloudSettings(BaseSettings):
         ge=1,
         description="Largest request body the REST API reads, in bytes; a larger one is a 413.",
     )
+    api_token_file: Path | None = Field(
+        None,
+        description="TOML file of the REST API's tokens ([[token]]: token, user, project, admin);"
+        " None: the API is open, every request an admin's.",
+    )
     compute_driver: str = Field("fake", min_length=1, description="Compute driver: fake, process.")
     volume_driver: str = Field("fake", min_length=1, description="Volume driver: fake, file.")
     network_driver: str = Field(

@@ -18,7 +18,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from pocketcloud.client import CloudClientError, read_json, unreachable
+from pocketcloud.client import AUTH_HEADER, CloudClientError, read_json, unreachable
 
 __all__ = [
     "DEMO_NETWORK",
@@ -80,14 +80,17 @@ async def _poll(description: str, check: typing.Callable[[], typing.Awaitable[bo
         await asyncio.sleep(POLL_INTERVAL)
 
 
-async def run_demo(base_url: str, *, console: Console) -> DemoResult:
+async def run_demo(base_url: str, *, console: Console, token: str | None = None) -> DemoResult:
     """Make the demo's resources through the API at ``base_url`` and print them in a table.
 
     Call it once the cloud's services consume (``pocketcloud up`` waits for that), inside an
     ``asyncio.timeout`` scope: it waits for the servers for as long as that allows. Raises
-    :class:`DemoError` when a step fails.
+    :class:`DemoError` when a step fails. ``token`` is sent in ``X-Auth-Token``.
     """
-    async with httpx.AsyncClient(base_url=base_url, timeout=REQUEST_TIMEOUT) as client:
+    headers = {AUTH_HEADER: token} if token else {}
+    async with httpx.AsyncClient(
+        base_url=base_url, timeout=REQUEST_TIMEOUT, headers=headers
+    ) as client:
         with console.status("Creating the network...") as status:
             network = await _find_or_create(client, "/v1/networks", DEMO_NETWORK)
             console.print(f"[green]✓[/green] network {network['name']} ({network['cidr']})")

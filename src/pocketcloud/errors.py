@@ -12,6 +12,7 @@
     │   ├── InvalidVolumeState
     │   └── NetworkConflict               a CIDR or VLAN already taken
     ├── InvalidInput (ValueError)         (HTTP 400) a request that can never succeed as sent
+    ├── Forbidden (PermissionError)       (HTTP 403) the caller's token may not do that
     ├── NoValidHost                       (HTTP 409) no compute host passes the scheduler's filters
     ├── NoMoreAddresses                   (HTTP 409) a network has no free fixed IP left
     └── ServiceUnavailable                (HTTP 503) the service that should answer did not
@@ -30,6 +31,7 @@ from steward.errors import RemoteError
 
 __all__ = [
     "Conflict",
+    "Forbidden",
     "InvalidInput",
     "InvalidServerState",
     "InvalidVolumeState",
@@ -105,6 +107,12 @@ class InvalidInput(PocketcloudError, ValueError):
     """The request can never succeed as sent; the message says what to change."""
 
     http_status = 400
+
+
+class Forbidden(PocketcloudError, PermissionError):
+    """The request's token may not do this (a project member asking for the services)."""
+
+    http_status = 403
 
 
 class NoValidHost(PocketcloudError):

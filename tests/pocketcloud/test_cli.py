@@ -115,9 +115,9 @@ async def test_up_serves_the_api_on_loopback_until_sigint_then_stops_gracefully(
 
 async def test_db_upgrade_then_current_reports_the_newest_revision(tmp_path: Path) -> None:
     for arguments, expected in (
-        (("db", "current"), "pocketcloud schema: empty (behind 0001"),
-        (("db", "upgrade"), "pocketcloud schema: 0001"),
-        (("db", "current"), "pocketcloud schema: 0001 (up to date)"),
+        (("db", "current"), "pocketcloud schema: empty (behind 0003"),
+        (("db", "upgrade"), "pocketcloud schema: 0003"),
+        (("db", "current"), "pocketcloud schema: 0003 (up to date)"),
     ):
         process = await asyncio.create_subprocess_exec(
             *COMMAND,

@@ -20,7 +20,7 @@ async def test_both_schemas_live_in_one_database_with_their_own_version_tables(
     async with Database(database_url) as db:
         await ensure_schemas(db, upgrade=True)
         assert await db.current_revision() == Database.head_revision()
-        assert await db.current_revision(migrations=MIGRATIONS) == "0001"
+        assert await db.current_revision(migrations=MIGRATIONS) == "0003"
         async with db.engine.connect() as connection:
             tables = set(await connection.run_sync(lambda c: sa.inspect(c).get_table_names()))
     assert {"alembic_version", "services", "service_leases"} <= tables
@@ -73,4 +73,4 @@ def test_the_migration_tree_ships_in_the_package() -> None:
 
     tree = Path(pocketcloud.__file__).parent / "migrations"
     assert (tree / "env.py").is_file()
-    assert Database.head_revision(MIGRATIONS) == "0001"
+    assert Database.head_revision(MIGRATIONS) == "0003"

@@ -7,6 +7,7 @@ import io
 import socket
 import threading
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -31,7 +32,7 @@ async def served(cloud_factory: CloudFactory) -> AsyncIterator[AllInOne]:
         yield cloud
 
 
-async def _run(url: str, *arguments: str) -> Result:
+async def _run(url: str, *arguments: str, env: dict[str, str] | None = None) -> Result:
     """Run ``pocketcloud ARGUMENTS`` against ``url`` (POCKETCLOUD_URL) in a worker thread.
 
     The CLI's httpx client blocks; the cloud it talks to serves from this test's event loop.
@@ -39,7 +40,7 @@ async def _run(url: str, *arguments: str) -> Result:
 
     def invoke() -> Result:
         # 80 columns, as a pipe gets: tables print whole all the same.
-        environment = {"POCKETCLOUD_URL": url, "COLUMNS": "80"}
+        environment = {"POCKETCLOUD_URL": url, "COLUMNS": "80", **(env or {})}
         return CliRunner().invoke(app, list(arguments), env=environment)
 
     async with asyncio.timeout(DEADLINE):
@@ -443,3 +444,29 @@ async def test_the_demo_against_an_api_that_does_not_answer_fails_in_one_line(
     assert str(failed.value) == (
         f"GET /v1/networks: the pocketcloud API at {url} did not answer within 0.2 s (ReadTimeout)"
     )
+
+
+async def test_the_commands_send_the_token_of_the_option_or_the_environment(
+    cloud_factory: CloudFactory, tmp_path: Path
+) -> None:
+    token = "alice-token-0123456789"
+    path = tmp_path / "tokens.toml"
+    path.write_text(f"[[token]]\ntoken = '{token}'\nuser = 'alice'\nproject = 'a'\n")
+    async with cloud_factory(serve_rest=True, api_token_file=path) as cloud:
+        url = cloud.api_url
+        line = _failed(await _run(url, "server", "list"))
+        assert line == "error: 401 this API needs a token: send it in the X-Auth-Token header"
+        assert _ok(await _run(url, "server", "list", "--token", token)) == "No servers.\n"
+        result = await _run(
+            url,
+            "volume",
+            "create",
+            "v",
+            "--size-gb",
+            "1",
+            "--json",
+            env={"POCKETCLOUD_TOKEN": token},
+        )
+        assert _json(result)["project_id"] == "a"
+        line = _failed(await _run(url, "host", "list", "--token", token))
+        assert line.startswith("error: 403 only an admin may list the services")

@@ -8,6 +8,11 @@ path as 404, a method the path does not take as 405 (its ``Allow`` header names 
 it does), a service that did not answer in time as 503, and anything unexpected as 500 without
 internals (the log has the traceback, under the request id). Each response carries
 its request id in ``X-OpenStack-Request-ID``.
+
+With tokens (:mod:`~pocketcloud.api.tokens`), every route but the API's description
+(``/openapi.json``, ``/docs``) needs a known ``X-Auth-Token`` (else 401), and the request's
+context carries the token's user, project and admin flag to every service it reaches. Without
+tokens every request is an admin's (the API then listens on a loopback address only).
 """
 
 from __future__ import annotations
@@ -36,8 +41,9 @@ from pocketcloud.api.schemas import (
     VolumeCreate,
     VolumeView,
 )
+from pocketcloud.api.tokens import AUTH_HEADER, Identity, Tokens
 from pocketcloud.errors import PocketcloudError
-from steward.context import RequestContext, bind
+from steward.context import RequestContext, bind, generate_request_id
 from steward.errors import MessagingTimeout
 from steward.redact import shorten
 
@@ -46,6 +52,9 @@ __all__ = ["REQUEST_ID_HEADER", "create_app"]
 LOG = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "X-OpenStack-Request-ID"
+
+# The API's description is public: it holds no data, and clients read it before they have a token.
+_PUBLIC_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
 
 # What every operation may answer besides success. "4XX" says that any other client error (405
 # for a method the path does not take) has the same body, and keeps FastAPI from documenting its
@@ -57,7 +66,15 @@ _ERRORS: dict[int | str, dict[str, typing.Any]] = {
         "schema, a size over the limit, an unknown id in the body); the message says what to "
         "change.",
     },
-    404: {"model": ErrorBody, "description": "No resource has the id in the path."},
+    401: {
+        "model": ErrorBody,
+        "description": "No token, or an unknown one, in `X-Auth-Token` (when the API has tokens).",
+    },
+    403: {"model": ErrorBody, "description": "The token may not do this (not an admin's)."},
+    404: {
+        "model": ErrorBody,
+        "description": "No resource of the token's project has the id in the path.",
+    },
     409: {
         "model": ErrorBody,
         "description": "The resource's state does not allow the action, or what it needs is "
@@ -134,8 +151,11 @@ def _describe_validation(exc: RequestValidationError, request: Request) -> str:
     return "; ".join(problems) or "the request does not fit the schema"
 
 
-def create_app(cloud: Cloud, *, max_body_size: int) -> FastAPI:
-    """Return the REST application serving ``cloud``, reading bodies of ``max_body_size`` bytes."""
+def create_app(cloud: Cloud, *, max_body_size: int, tokens: Tokens | None = None) -> FastAPI:
+    """Return the REST application serving ``cloud``, reading bodies of ``max_body_size`` bytes.
+
+    ``tokens`` None leaves the API open: every request is an admin's.
+    """
     app = FastAPI(
         title="pocketcloud",
         version="1",
@@ -145,7 +165,7 @@ def create_app(cloud: Cloud, *, max_body_size: int) -> FastAPI:
     # Added before the request-context middleware, so it runs inside it: that one reads the body
     # in a task group, which would wrap the refusal in an ExceptionGroup.
     app.add_middleware(BodyLimit, max_size=max_body_size)
-    _install_error_handlers(app)
+    _install_error_handlers(app, tokens)
     _install_server_routes(app, cloud)
     _install_resource_routes(app, cloud)
     return app
@@ -156,12 +176,42 @@ def _ctx(request: Request) -> RequestContext:
     return context
 
 
-def _install_error_handlers(app: FastAPI) -> None:
+def _context_for(identity: Identity | None) -> RequestContext:
+    """Return the context of a request by ``identity`` (None: the open API's admin)."""
+    if identity is None:
+        return RequestContext(is_admin=True, roles=["admin"])
+    return RequestContext(
+        user_id=identity.user,
+        project_id=identity.project,
+        is_admin=identity.admin,
+        roles=["admin", "member"] if identity.admin else ["member"],
+    )
+
+
+def _install_error_handlers(app: FastAPI, tokens: Tokens | None) -> None:
     @app.middleware("http")
     async def request_context(
         request: Request, call_next: typing.Callable[[Request], typing.Awaitable[Response]]
     ) -> Response:
-        context = RequestContext(is_admin=True, roles=["admin"])
+        identity = None
+        if tokens is not None and request.url.path not in _PUBLIC_PATHS:
+            presented = request.headers.get(AUTH_HEADER)
+            identity = tokens.identify(presented)
+            if identity is None:
+                request.state.request_id = generate_request_id()
+                message = (
+                    f"this API needs a token: send it in the {AUTH_HEADER} header"
+                    if not presented
+                    else f"the token sent in {AUTH_HEADER} is not valid"
+                )
+                LOG.info(
+                    "%s %s refused: %s",
+                    request.method,
+                    shorten(request.url.path),
+                    "no token" if not presented else "unknown token",
+                )
+                return _error(401, "Unauthorized", message, request)
+        context = _context_for(identity)
         request.state.context = context
         request.state.request_id = context.request_id
         with bind(context):  # the log lines below carry the request id too

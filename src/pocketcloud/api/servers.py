@@ -34,8 +34,9 @@ class ServerStore:
         disk_gb: int,
         availability_zone: str | None,
         network_id: str | None,
+        project_id: str | None,
     ) -> sa.RowMapping:
-        """Record a new server, BUILDING, and return its row."""
+        """Record a new server of ``project_id``, BUILDING, and return its row."""
         server_id = str(uuid.uuid4())
         now = utcnow()
         async with self.db.session() as session:
@@ -48,6 +49,7 @@ class ServerStore:
                     disk_gb=disk_gb,
                     availability_zone=availability_zone,
                     network_id=network_id,
+                    project_id=project_id,
                     power_state=PowerState.NOSTATE,
                     created_at=now,
                     updated_at=now,
@@ -64,13 +66,15 @@ class ServerStore:
             raise ServerNotFound(f"server {shorten(server_id)!r} does not exist")
         return row
 
-    async def list_all(self) -> list[sa.RowMapping]:
-        """Return every server that is not deleted, oldest first."""
+    async def list_all(self, *, project_id: str | None = None) -> list[sa.RowMapping]:
+        """Return every server that is not deleted (of ``project_id``, if given), oldest first."""
         query = (
             sa.select(servers)
             .where(servers.c.deleted == sa.false())
             .order_by(servers.c.created_at, servers.c.id)
         )
+        if project_id is not None:
+            query = query.where(servers.c.project_id == project_id)
         async with self.db.session() as session:
             return list((await session.execute(query)).mappings().all())
 

@@ -116,6 +116,7 @@ class NetworkManager(CloudManager):
             vlan=vlan,
             manager=self.kind,
             created_at=utcnow(),
+            project_id=context.project_id,
         )
         try:
             async with self.db.session() as session:

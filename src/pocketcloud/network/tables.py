@@ -23,6 +23,7 @@ networks = sa.Table(
     sa.Column("vlan", sa.Integer, nullable=True),
     sa.Column("manager", sa.String(16), nullable=False),
     sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("project_id", sa.String(255), nullable=True, index=True),  # None: shared by all
 )
 
 fixed_ips = sa.Table(
