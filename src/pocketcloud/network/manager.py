@@ -102,9 +102,13 @@ class NetworkManager(CloudManager):
         existing = await self._networks()
         for other in existing:
             if network.overlaps(ipaddress.ip_network(other.cidr)):
-                raise NetworkConflict(
-                    f"{cidr} overlaps network {other.name!r} ({other.cidr}); choose another range"
+                # Another project's network is not named: its name and range are not the caller's.
+                shown = (
+                    f"network {other.name!r} ({other.cidr})"
+                    if context.is_admin or other.project_id in {None, context.project_id}
+                    else "a network of another project"
                 )
+                raise NetworkConflict(f"{cidr} overlaps {shown}; choose another range")
         bridge, vlan = self._choose_layout(vlan, existing)
         gateway = ipam.gateway_of(network)
         record = NetworkRecord(

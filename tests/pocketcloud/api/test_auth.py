@@ -191,3 +191,14 @@ def test_a_bad_token_file_is_a_config_error_that_never_shows_a_token(
 def test_a_missing_token_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_tokens(tmp_path / "nope.toml")
+
+
+async def test_an_overlapping_network_does_not_name_another_projects(guarded: AllInOne) -> None:
+    async with _as(guarded, ALICE) as alice, _as(guarded, BOB) as bob:
+        body = {"name": "alices-secret-net", "cidr": "10.6.0.0/24"}
+        assert (await alice.post("/v1/networks", json=body)).status_code == 201
+        error = _error(
+            await bob.post("/v1/networks", json={"name": "b", "cidr": "10.6.0.0/25"}), 409
+        )
+        assert "alices-secret-net" not in error["message"]
+        assert "overlaps a network of another project" in error["message"]
