@@ -10,7 +10,11 @@ from importlib import metadata
 from pathlib import Path
 
 import httpx
+import pytest
 from tests.pocketcloud.flows import DEADLINE
+
+from pocketcloud import cli
+from pocketcloud.config import load_cloud_settings
 
 COMMAND = (sys.executable, "-m", "pocketcloud")
 UP_TIMEOUT = 120.0
@@ -209,3 +213,48 @@ async def test_up_in_one_process_with_its_api_port_taken_fails_at_once_saying_so
     assert f"the REST API cannot listen on 127.0.0.1:{port}: Address already in use" in lines[0]
     assert out == b""
     assert not (tmp_path / "pocketcloud.db").exists()  # nothing was started or written
+
+
+class _Launcher:
+    """Runs until asked to stop, as the steward launchers do."""
+
+    def __init__(self) -> None:
+        self.stop = asyncio.Event()
+
+    async def run(self) -> int:
+        await self.stop.wait()
+        return 0
+
+    def request_stop(self) -> None:
+        self.stop.set()
+
+
+async def test_up_names_the_services_that_never_answered_and_stops(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(cli, "STARTUP_TIMEOUT", 0.01)
+    pending = {("compute", "compute2"), ("volume", "vm")}
+    launcher = _Launcher()
+
+    async def never_ready() -> str:
+        await asyncio.Event().wait()
+        return "unreachable"
+
+    code = await cli._serve(
+        launcher,
+        never_ready(),
+        "test",
+        load_cloud_settings({"data_dir": tmp_path}),
+        pending=pending,
+        demo=True,
+        demo_exit=True,
+        token=None,
+    )
+    assert code == 1
+    assert launcher.stop.is_set()
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.splitlines() == [
+        "error: the services compute on compute2, volume on vm did not answer within 0.01 s; "
+        f"stopping. The services' logs are in {tmp_path}."
+    ]
