@@ -210,7 +210,9 @@ def _install_error_handlers(app: FastAPI, tokens: Tokens | None) -> None:
                     shorten(request.url.path),
                     "no token" if not presented else "unknown token",
                 )
-                return _error(401, "Unauthorized", message, request)
+                # RFC 9110: a 401 names how to authenticate.
+                challenge = {"WWW-Authenticate": f'{AUTH_HEADER} realm="pocketcloud"'}
+                return _error(401, "Unauthorized", message, request, headers=challenge)
         context = _context_for(identity)
         request.state.context = context
         request.state.request_id = context.request_id

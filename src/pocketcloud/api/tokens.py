@@ -20,6 +20,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import hmac
+import logging
+import stat
 import tomllib
 import typing
 from pathlib import Path
@@ -30,6 +32,8 @@ from pocketcloud.api.schemas import Name
 from steward import ConfigError
 
 __all__ = ["AUTH_HEADER", "MIN_TOKEN_LENGTH", "Identity", "Tokens", "load_tokens"]
+
+LOG = logging.getLogger(__name__)
 
 AUTH_HEADER = "X-Auth-Token"
 """The request header that carries the token (OpenStack's)."""
@@ -92,9 +96,11 @@ class Tokens:
 def load_tokens(path: Path) -> Tokens:
     """Read the token file at ``path``; raises :class:`steward.ConfigError` saying what is wrong.
 
-    The error names the file, the entry and the field, never a token's value.
+    The error names the file, the entry and the field, never a token's value. A file that other
+    users may read is loaded, with a warning.
     """
     try:
+        mode = stat.S_IMODE(path.stat().st_mode)
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(
@@ -115,6 +121,12 @@ def load_tokens(path: Path) -> Tokens:
             "tables, each with `token` (16 characters at least), `user`, `project` and an "
             "optional `admin`)"
         ) from exc
+    if mode & 0o077:
+        LOG.warning(
+            "The API's token file %r may be read by other users (mode %#o); `chmod 600` it",
+            str(path),
+            mode,
+        )
     identities: dict[str, Identity] = {}
     for number, entry in enumerate(parsed.token):
         secret = entry.token.get_secret_value()

@@ -44,6 +44,7 @@ project = "project-b"
 def token_file(tmp_path: Path) -> Path:
     path = tmp_path / "tokens.toml"
     path.write_text(TOKEN_FILE)
+    path.chmod(0o600)
     return path
 
 
@@ -84,8 +85,11 @@ async def test_a_request_without_a_valid_token_is_a_401_in_one_line(
 ) -> None:
     async with _as(guarded, token) as client:
         for method, path in (("GET", "/v1/servers"), ("POST", "/v1/volumes")):
-            error = _error(await client.request(method, path, json={}), 401)
+            response = await client.request(method, path, json={})
+            error = _error(response, 401)
             assert error == error | {"type": "Unauthorized", "message": expected}
+            # RFC 9110: a 401 names the way to authenticate.
+            assert response.headers["www-authenticate"] == 'X-Auth-Token realm="pocketcloud"'
         assert (await client.get("/openapi.json")).status_code == 200
 
 
@@ -202,3 +206,20 @@ async def test_an_overlapping_network_does_not_name_another_projects(guarded: Al
         )
         assert "alices-secret-net" not in error["message"]
         assert "overlaps a network of another project" in error["message"]
+
+
+def test_a_token_file_others_may_read_is_warned_about(
+    token_file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    token_file.chmod(0o644)
+    with caplog.at_level(logging.WARNING):
+        assert len(load_tokens(token_file)) == 3
+    assert [r.getMessage() for r in caplog.records] == [
+        f"The API's token file {str(token_file)!r} may be read by other users (mode 0o644); "
+        "`chmod 600` it"
+    ]
+    caplog.clear()
+    token_file.chmod(0o600)
+    with caplog.at_level(logging.WARNING):
+        load_tokens(token_file)
+    assert caplog.records == []
