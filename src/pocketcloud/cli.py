@@ -2,11 +2,13 @@
 
 * ``pocketcloud up [--demo] [--demo-exit]`` — every service in this process on ``memory://`` and
   an SQLite database in ``--data-dir``, serving the REST API on 127.0.0.1 until SIGINT or SIGTERM
-  (a graceful stop, exit code 0). ``--demo`` then makes a network, a volume and three servers
-  through the API and shows them in a table; ``--demo-exit`` stops once the demo is done (for
-  scripts and CI). With ``--transport-url amqp://...`` (and ``--database-url
-  postgresql+asyncpg://...``) each service runs in a process of its own instead, supervised by
-  this one (a dead one is restarted), as the ``pocketcloud-<service>`` commands would run them.
+  (a graceful stop, exit code 0). It says it is up once every service it started answers a ping on
+  its own queue (:mod:`pocketcloud.readiness`). ``--demo`` then makes a network, a volume and
+  three servers through the API (or finds them by name) and shows them in a table (sending
+  ``--token`` when the API has tokens); ``--demo-exit`` stops once the demo is done (for scripts
+  and CI). With ``--transport-url amqp://...`` (and ``--database-url postgresql+asyncpg://...``)
+  each service runs in a process of its own instead, supervised by this one (a dead one is
+  restarted), as the ``pocketcloud-<service>`` commands would run them.
 * ``pocketcloud db upgrade`` / ``pocketcloud db current`` — pocketcloud's schema (and steward's,
   which it sits beside), in the data directory's database or ``--database-url``.
 * ``pocketcloud server|volume|network|host ...`` — a user's commands, over the REST API.
@@ -375,9 +377,9 @@ async def _announce(
         waiting.cancel()
         if not running.done():
             silent = ", ".join(f"{topic} on {host}" for topic, host in sorted(pending))
-            what = f"the services {silent} did not answer" if silent else "the REST API did not"
+            what = f"the services {silent} did not" if silent else "the REST API did not"
             _stderr.print(
-                f"[red]error:[/red] {what} within {STARTUP_TIMEOUT:g} s; stopping. "
+                f"[red]error:[/red] {what} answer within {STARTUP_TIMEOUT:g} s; stopping. "
                 f"The services' logs are in {cloud_settings.data_dir}.",
                 highlight=False,
                 soft_wrap=True,
