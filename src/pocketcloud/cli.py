@@ -79,12 +79,15 @@ def _errors_are_one_line(debug: bool) -> Iterator[None]:
         if debug:
             raise
         code = 2 if isinstance(exc, ConfigError) else 1
-        _stderr.print(
-            f"[red]error:[/red] {type(exc).__name__}: {str(exc) or 'no detail'}",
-            highlight=False,
-            soft_wrap=True,
-        )
+        _print_error("error:", f"{type(exc).__name__}: {str(exc) or 'no detail'}")
         raise typer.Exit(code=code) from exc
+
+
+def _print_error(label: str, message: str) -> None:
+    """Print ``label message`` on stderr in one line, the message as it is (never as markup)."""
+    from rich.text import Text  # noqa: PLC0415 - keeps --help fast
+
+    _stderr.print(Text.assemble((label, "red"), " ", message), highlight=False, soft_wrap=True)
 
 
 def _cloud_overrides(**values: object) -> dict[str, object]:
@@ -146,6 +149,11 @@ def up(  # noqa: PLR0917 - typer takes a command's options as its parameters
             volume_driver=volume_driver,
         )
         cloud_settings = load_cloud_settings(overrides)
+        if cloud_settings.api_token_file is not None:
+            # A bad token file is one line here, not the api service failing its start.
+            from pocketcloud.api.tokens import load_tokens  # noqa: PLC0415
+
+            load_tokens(cloud_settings.api_token_file)
         settings = resolve_settings(
             cloud_settings, transport_url=transport_url, database_url=database_url
         )
@@ -454,7 +462,7 @@ async def _demo(
         _stderr.print(f"[red]demo failed:[/red] it did not finish within {DEMO_TIMEOUT:g} s")
         code = 1
     except (DemoError, OSError) as exc:
-        _stderr.print(f"[red]demo failed:[/red] {exc}", highlight=False)
+        _print_error("demo failed:", str(exc))
         code = 1
     if exit_after or code != 0:
         launcher.request_stop()

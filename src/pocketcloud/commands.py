@@ -104,13 +104,19 @@ def _fail(message: str) -> typing.NoReturn:
 @contextlib.contextmanager
 def _session(url: str, timeout: float, token: str | None) -> Iterator[CloudClient]:
     """Yield a client of the API at ``url``; any error ends the command as one line on stderr."""
-    from pocketcloud.client import CloudClient, CloudClientError  # noqa: PLC0415 - fast --help
+    from pocketcloud.client import ApiError, CloudClient, CloudClientError  # noqa: PLC0415
 
     try:
         with CloudClient(url, timeout=timeout, token=token) as client:
             yield client
     except (typer.Exit, typer.Abort, KeyboardInterrupt):
         raise
+    except ApiError as exc:
+        _fail(
+            f"{exc}; give the token with --token or POCKETCLOUD_TOKEN"
+            if exc.status == 401
+            else str(exc)
+        )
     except CloudClientError as exc:
         _fail(str(exc))
     except Exception as exc:  # noqa: BLE001 - a user sees one line, never a traceback

@@ -18,7 +18,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from pocketcloud.client import AUTH_HEADER, CloudClientError, read_json, unreachable
+from pocketcloud.client import AUTH_HEADER, ApiError, CloudClientError, read_json, unreachable
 
 __all__ = [
     "DEMO_NETWORK",
@@ -68,7 +68,11 @@ async def _request(
     try:
         return read_json(response)
     except CloudClientError as exc:
-        raise DemoError(f"{method} {client.base_url}{path}: {exc}") from exc
+        hint = "; give `pocketcloud up` the token with --token or POCKETCLOUD_TOKEN"
+        unauthorized = isinstance(exc, ApiError) and exc.status == 401
+        raise DemoError(
+            f"{method} {client.base_url}{path}: {exc}{hint if unauthorized else ''}"
+        ) from exc
 
 
 async def _poll(description: str, check: typing.Callable[[], typing.Awaitable[bool]]) -> None:

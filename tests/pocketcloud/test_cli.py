@@ -258,3 +258,28 @@ async def test_up_names_the_services_that_never_answered_and_stops(
         "error: the services compute on compute2, volume on vm did not answer within 0.01 s; "
         f"stopping. The services' logs are in {tmp_path}."
     ]
+
+
+async def test_up_with_a_bad_token_file_fails_at_once_in_one_line(tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens.toml"
+    tokens.write_text("[[token]]\ntoken = 'hunter2'\nuser = 'a'\nproject = 'p'\n")
+    process = await asyncio.create_subprocess_exec(
+        *COMMAND,
+        "up",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--api-port",
+        "0",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=_environment() | {"POCKETCLOUD_API_TOKEN_FILE": str(tokens)},
+    )
+    async with asyncio.timeout(DEADLINE):
+        out, err = await process.communicate()
+    assert process.returncode == 2
+    lines = err.decode().splitlines()
+    assert len(lines) == 1, err.decode()
+    assert "`token.0.token` must have 16 characters at least, got 7" in lines[0]
+    assert "(expected [[token]] tables" in lines[0]
+    assert "hunter2" not in err.decode()
+    assert out == b""

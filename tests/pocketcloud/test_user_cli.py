@@ -455,7 +455,10 @@ async def test_the_commands_send_the_token_of_the_option_or_the_environment(
     async with cloud_factory(serve_rest=True, api_token_file=path) as cloud:
         url = cloud.api_url
         line = _failed(await _run(url, "server", "list"))
-        assert line == "error: 401 this API needs a token: send it in the X-Auth-Token header"
+        assert line == (
+            "error: 401 this API needs a token: send it in the X-Auth-Token header; "
+            "give the token with --token or POCKETCLOUD_TOKEN"
+        )
         assert _ok(await _run(url, "server", "list", "--token", token)) == "No servers.\n"
         result = await _run(
             url,
@@ -470,3 +473,22 @@ async def test_the_commands_send_the_token_of_the_option_or_the_environment(
         assert _json(result)["project_id"] == "a"
         line = _failed(await _run(url, "host", "list", "--token", token))
         assert line.startswith("error: 403 only an admin may list the services")
+
+
+async def test_the_demo_without_the_apis_token_fails_in_one_line_saying_how_to_give_it(
+    cloud_factory: CloudFactory, tmp_path: Path
+) -> None:
+    from rich.console import Console
+
+    from pocketcloud import demo
+
+    path = tmp_path / "tokens.toml"
+    path.write_text("[[token]]\ntoken = 'admin-token-0123456789'\nuser = 'r'\nproject = 'o'\n")
+    async with cloud_factory(serve_rest=True, api_token_file=path) as cloud:
+        url = cloud.api_url
+        with pytest.raises(demo.DemoError) as failed:
+            await demo.run_demo(url, console=Console(file=io.StringIO()))
+    assert str(failed.value) == (
+        f"GET {url}/v1/networks: 401 this API needs a token: send it in the "
+        "X-Auth-Token header; give `pocketcloud up` the token with --token or POCKETCLOUD_TOKEN"
+    )

@@ -53,7 +53,7 @@ class Identity:
 class _Entry(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(strict=True, extra="forbid", frozen=True)
 
-    token: pydantic.SecretStr = pydantic.Field(min_length=MIN_TOKEN_LENGTH)
+    token: pydantic.SecretStr
     user: Name
     project: Name
     admin: bool = False
@@ -93,6 +93,14 @@ class Tokens:
         return found
 
 
+def _file_error(path: Path, problems: list[str]) -> ConfigError:
+    return ConfigError(
+        f"`api_token_file` {str(path)!r}: " + "; ".join(problems) + " (expected [[token]] "
+        f"tables, each with `token` ({MIN_TOKEN_LENGTH} characters at least), `user`, `project` "
+        "and an optional `admin`)"
+    )
+
+
 def load_tokens(path: Path) -> Tokens:
     """Read the token file at ``path``; raises :class:`steward.ConfigError` saying what is wrong.
 
@@ -112,15 +120,20 @@ def load_tokens(path: Path) -> Tokens:
     try:
         parsed = _File.model_validate(data)
     except pydantic.ValidationError as exc:
-        problems = []
-        for error in exc.errors(include_url=False, include_input=False):
-            where = ".".join(str(part) for part in error["loc"]) or "the file"
-            problems.append(f"`{where}`: {error['msg']}")
-        raise ConfigError(
-            f"`api_token_file` {str(path)!r}: " + "; ".join(problems) + " (expected [[token]] "
-            "tables, each with `token` (16 characters at least), `user`, `project` and an "
-            "optional `admin`)"
-        ) from exc
+        problems = [
+            f"`{'.'.join(str(part) for part in error['loc']) or 'the file'}`: {error['msg']}"
+            for error in exc.errors(include_url=False, include_input=False)
+        ]
+        # Not chained: pydantic's own message shows the input, a token perhaps.
+        raise _file_error(path, problems) from None
+    short = [
+        f"`token.{number}.token` must have {MIN_TOKEN_LENGTH} characters at least, "
+        f"got {len(entry.token.get_secret_value())}"
+        for number, entry in enumerate(parsed.token)
+        if len(entry.token.get_secret_value()) < MIN_TOKEN_LENGTH
+    ]
+    if short:
+        raise _file_error(path, short)
     if mode & 0o077:
         LOG.warning(
             "The API's token file %r may be read by other users (mode %#o); `chmod 600` it",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import traceback
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -223,3 +224,13 @@ def test_a_token_file_others_may_read_is_warned_about(
     with caplog.at_level(logging.WARNING):
         load_tokens(token_file)
     assert caplog.records == []
+
+
+def test_a_short_token_is_refused_without_showing_it_even_in_the_cause(tmp_path: Path) -> None:
+    path = tmp_path / "tokens.toml"
+    path.write_text("[[token]]\ntoken = 'hunter2'\nuser = 'a'\nproject = 'p'\n")
+    with pytest.raises(ConfigError) as raised:
+        load_tokens(path)
+    assert "`token.0.token` must have 16 characters at least, got 7" in str(raised.value)
+    shown = "".join(traceback.format_exception(raised.value))
+    assert "hunter2" not in shown
