@@ -371,3 +371,30 @@ async def test_the_demo_run_again_at_once_finds_its_resources_and_makes_no_secon
         assert len((await session.execute(sa.select(networks.c.id))).all()) == 1
         live = sa.select(volumes.c.id).where(volumes.c.deleted == sa.false())
         assert len((await session.execute(live)).all()) == 1
+
+
+async def test_the_api_service_with_a_bad_token_file_fails_at_once_in_one_line(
+    tmp_path: Path,
+) -> None:
+    tokens = tmp_path / "tokens.toml"
+    tokens.write_text("[[token]]\ntoken = 'hunter2'\nuser = 'a'\nproject = 'p'\n")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "pocketcloud.services",
+        "api",
+        "--data-dir",
+        str(tmp_path / "data"),
+        env={**os.environ, "POCKETCLOUD_API_TOKEN_FILE": str(tokens)},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(GUARD):
+        out, err = await process.communicate()
+    assert process.returncode == 2
+    assert err.decode().splitlines() == [
+        f"pocketcloud-api: error: ConfigError: `api_token_file` {str(tokens)!r}: `token.0.token` "
+        "must have 16 characters at least, got 7 (expected [[token]] tables, each with `token` "
+        "(16 characters at least), `user`, `project` and an optional `admin`)"
+    ]
+    assert out == b""
