@@ -2,11 +2,13 @@
 
 * ``pocketcloud up [--demo] [--demo-exit]`` — every service in this process on ``memory://`` and
   an SQLite database in ``--data-dir``, serving the REST API on 127.0.0.1 until SIGINT or SIGTERM
-  (a graceful stop, exit code 0). ``--demo`` then makes a network, a volume and three servers
-  through the API and shows them in a table; ``--demo-exit`` stops once the demo is done (for
-  scripts and CI). With ``--transport-url amqp://...`` (and ``--database-url
-  postgresql+asyncpg://...``) each service runs in a process of its own instead, supervised by
-  this one (a dead one is restarted), as the ``pocketcloud-<service>`` commands would run them.
+  (a graceful stop, exit code 0). It says it is up once every service it started answers a ping on
+  its own queue (:mod:`pocketcloud.readiness`). ``--demo`` then makes a network, a volume and
+  three servers through the API (or finds them by name) and shows them in a table (sending
+  ``--token`` when the API has tokens); ``--demo-exit`` stops once the demo is done (for scripts
+  and CI). With ``--transport-url amqp://...`` (and ``--database-url postgresql+asyncpg://...``)
+  each service runs in a process of its own instead, supervised by this one (a dead one is
+  restarted), as the ``pocketcloud-<service>`` commands would run them.
 * ``pocketcloud db upgrade`` / ``pocketcloud db current`` — pocketcloud's schema (and steward's,
   which it sits beside), in the data directory's database or ``--database-url``.
 * ``pocketcloud server|volume|network|host ...`` — a user's commands, over the REST API.
@@ -78,9 +80,16 @@ def _errors_are_one_line(debug: bool) -> Iterator[None]:
         if debug:
             raise
         code = 2 if isinstance(exc, ConfigError) else 1
-        message = mask_text(f"{type(exc).__name__}: {exc}")
-        _stderr.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+        _print_error("error:", f"{type(exc).__name__}: {str(exc) or 'no detail'}")
         raise typer.Exit(code=code) from exc
+
+
+def _print_error(label: str, message: str) -> None:
+    """Print ``label message`` on stderr in one line: as it is (never as markup), URLs masked."""
+    from rich.text import Text  # noqa: PLC0415 - keeps --help fast
+
+    shown = mask_text(message)
+    _stderr.print(Text.assemble((label, "red"), " ", shown), highlight=False, soft_wrap=True)
 
 
 def _cloud_overrides(**values: object) -> dict[str, object]:
@@ -113,6 +122,15 @@ def up(  # noqa: PLR0917 - typer takes a command's options as its parameters
     ] = "file",
     transport_url: TransportOption = None,
     database_url: DatabaseOption = None,
+    token: typing.Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            envvar="POCKETCLOUD_TOKEN",
+            help="With --demo and api_token_file: the token the demo sends.",
+            show_default=False,
+        ),
+    ] = None,
     debug: typing.Annotated[bool, typer.Option("--debug", help="Debug logs on stderr.")] = False,
 ) -> None:
     """Run every pocketcloud service until Ctrl-C: in this process, or one process each.
@@ -133,13 +151,25 @@ def up(  # noqa: PLR0917 - typer takes a command's options as its parameters
             volume_driver=volume_driver,
         )
         cloud_settings = load_cloud_settings(overrides)
+        if cloud_settings.api_token_file is not None:
+            # A bad token file is one line here, not the api service failing its start.
+            from pocketcloud.api.tokens import load_tokens  # noqa: PLC0415
+
+            load_tokens(cloud_settings.api_token_file)
         settings = resolve_settings(
             cloud_settings, transport_url=transport_url, database_url=database_url
         )
         configure_logging(cloud_settings.data_dir, name="pocketcloud", debug=debug)
         hosts = [f"compute{number}" for number in range(1, compute_hosts + 1)]
         if settings.transport_url.startswith("memory:"):
-            run = _up(cloud_settings, settings, compute_hosts=hosts, demo=demo, demo_exit=demo_exit)
+            run = _up(
+                cloud_settings,
+                settings,
+                compute_hosts=hosts,
+                demo=demo,
+                demo_exit=demo_exit,
+                token=token,
+            )
         else:
             run = _up_processes(
                 cloud_settings,
@@ -148,6 +178,7 @@ def up(  # noqa: PLR0917 - typer takes a command's options as its parameters
                 compute_hosts=hosts,
                 demo=demo,
                 demo_exit=demo_exit,
+                token=token,
                 debug=debug,
             )
         code = asyncio.run(run)
@@ -161,30 +192,42 @@ async def _up(
     compute_hosts: list[str],
     demo: bool,
     demo_exit: bool,
+    token: str | None,
 ) -> int:
     """Every service in this process, on an in-process transport."""
     from pocketcloud.allinone import AllInOne  # noqa: PLC0415 - run only
     from steward.config import set_settings  # noqa: PLC0415
     from steward.launcher import ServiceLauncher  # noqa: PLC0415
 
+    if cloud_settings.api_port:
+        # A port in use is one line here, before anything starts, rather than the api service
+        # failing its start with a traceback (port 0 is any free one: nothing to check).
+        _api_port(cloud_settings.api_host, cloud_settings.api_port)
+    from pocketcloud.readiness import wait_until_consuming  # noqa: PLC0415
+
     set_settings(settings)
     cloud = AllInOne(cloud_settings, settings=settings, compute_hosts=compute_hosts)
     await cloud.prepare()
     launcher = ServiceLauncher(cloud.services, reload_settings=lambda: settings)
+    pending: set[tuple[str, str]] = set()
 
-    async def api_url() -> str:
+    async def ready() -> str:
         while cloud.api.rest is None or cloud.api.rest.port is None:  # noqa: ASYNC110 - no event
             await asyncio.sleep(0.05)
+        services = [(service.topic, service.host) for service in cloud.services]
+        await wait_until_consuming(cloud.transport, services, pending=pending)
         return cloud.api_url
 
     try:
         return await _serve(
             launcher,
-            api_url(),
+            ready(),
             f"{len(cloud.computes)} compute hosts in this process",
             cloud_settings,
+            pending=pending,
             demo=demo,
             demo_exit=demo_exit,
+            token=token,
         )
     finally:
         await cloud.close()
@@ -198,14 +241,17 @@ async def _up_processes(
     compute_hosts: list[str],
     demo: bool,
     demo_exit: bool,
+    token: str | None,
     debug: bool,
 ) -> int:
     """One process per service (``python -m pocketcloud.services``), supervised by this one."""
     from pocketcloud.config import ENV_PREFIX  # noqa: PLC0415 - run only
     from pocketcloud.database import ensure_schemas  # noqa: PLC0415
+    from pocketcloud.readiness import wait_until_consuming  # noqa: PLC0415
     from pocketcloud.rpc import TOPICS  # noqa: PLC0415
     from steward.db import Database  # noqa: PLC0415
     from steward.launcher import ProcessLauncher  # noqa: PLC0415
+    from steward.rpc import get_transport  # noqa: PLC0415
 
     port = _api_port(cloud_settings.api_host, cloud_settings.api_port)
     if settings.database_url.startswith("sqlite"):
@@ -237,13 +283,28 @@ async def _up_processes(
         environment=environment,
     )
     url = f"http://{_url_host(cloud_settings.api_host)}:{port}"
+    services = [(topic, settings.host) for topic in TOPICS if topic != "compute"]
+    services += [("compute", host) for host in compute_hosts]
+    pending: set[tuple[str, str]] = set()
+
+    async def ready() -> str:
+        await _api_answers(url)
+        transport = get_transport(settings=settings)
+        try:
+            await wait_until_consuming(transport, services, pending=pending)
+        finally:
+            await transport.close()
+        return url
+
     return await _serve(
         launcher,
-        _api_answers(url),
+        ready(),
         f"{len(commands)} service processes on {settings.masked()['transport_url']}",
         cloud_settings,
+        pending=pending,
         demo=demo,
         demo_exit=demo_exit,
+        token=token,
     )
 
 
@@ -258,10 +319,16 @@ async def _serve(
     where: str,
     cloud_settings: CloudSettings,
     *,
+    pending: set[tuple[str, str]],
     demo: bool,
     demo_exit: bool,
+    token: str | None,
 ) -> int:
-    """Run ``launcher``; once ``api_url`` answers, say so and run the demo if asked."""
+    """Run ``launcher``; once ``api_url`` returns, say so and run the demo if asked.
+
+    ``api_url`` returns once the REST API serves and every service consumes its queue;
+    ``pending`` holds the ``(topic, host)`` of those that do not yet, to name them on a timeout.
+    """
     console = Console()
     outcome: asyncio.Task[int] | None = None
     try:
@@ -275,11 +342,12 @@ async def _serve(
                     console=console,
                     where=where,
                     cloud_settings=cloud_settings,
+                    pending=pending,
                 )
             )
             if demo:
                 outcome = tasks.create_task(
-                    _demo(console, announced, exit_after=demo_exit, launcher=launcher)
+                    _demo(console, announced, exit_after=demo_exit, launcher=launcher, token=token)
                 )
             code = await running
             announced.cancel()
@@ -303,11 +371,13 @@ async def _announce(
     console: Console,
     where: str,
     cloud_settings: CloudSettings,
+    pending: set[tuple[str, str]],
 ) -> str | None:
-    """Wait until the REST API serves, say where, and return its URL (None: it never did).
+    """Wait until the services serve, say where, and return the API's URL (None: they never did).
 
-    Services that do not serve it within :data:`STARTUP_TIMEOUT` (one that cannot start, restarted
-    again and again) are stopped, with a line saying where their logs are.
+    Services that do not all consume within :data:`STARTUP_TIMEOUT` (one that cannot start,
+    restarted again and again) are stopped, with a line naming those that did not answer and
+    saying where their logs are.
     """
     waiting = asyncio.ensure_future(api_url)
     await asyncio.wait(
@@ -316,10 +386,13 @@ async def _announce(
     if not waiting.done():
         waiting.cancel()
         if not running.done():
+            silent = ", ".join(f"{topic} on {host}" for topic, host in sorted(pending))
+            what = f"the services {silent} did not" if silent else "the REST API did not"
             _stderr.print(
-                f"[red]error:[/red] the REST API did not answer within {STARTUP_TIMEOUT:g} s; "
-                f"stopping. The services' logs are in {cloud_settings.data_dir}.",
+                f"[red]error:[/red] {what} answer within {STARTUP_TIMEOUT:g} s; stopping. "
+                f"The services' logs are in {cloud_settings.data_dir}.",
                 highlight=False,
+                soft_wrap=True,
             )
             launcher.request_stop()
         return None
@@ -334,13 +407,16 @@ async def _announce(
 
 
 async def _api_answers(url: str) -> str:
-    """Return ``url`` once the REST API there answers (the api process has started)."""
+    """Return ``url`` once the REST API there answers (the api process has started).
+
+    It asks for the API's description, which needs no token.
+    """
     import httpx  # noqa: PLC0415 - run only
 
     async with httpx.AsyncClient(base_url=url, timeout=2.0) as client:
         while True:
             try:
-                if (await client.get("/v1/services")).status_code == httpx.codes.OK:
+                if (await client.get("/openapi.json")).status_code == httpx.codes.OK:
                     return url
             except httpx.TransportError:
                 pass
@@ -373,6 +449,7 @@ async def _demo(
     *,
     exit_after: bool,
     launcher: _Launcher,
+    token: str | None,
 ) -> int:
     from pocketcloud.demo import DemoError, run_demo  # noqa: PLC0415
 
@@ -382,12 +459,12 @@ async def _demo(
     code = 0
     try:
         async with asyncio.timeout(DEMO_TIMEOUT):
-            await run_demo(url, console=console)
+            await run_demo(url, console=console, token=token)
     except TimeoutError:
         _stderr.print(f"[red]demo failed:[/red] it did not finish within {DEMO_TIMEOUT:g} s")
         code = 1
     except (DemoError, OSError) as exc:
-        _stderr.print(f"[red]demo failed:[/red] {exc}", highlight=False)
+        _print_error("demo failed:", str(exc))
         code = 1
     if exit_after or code != 0:
         launcher.request_stop()

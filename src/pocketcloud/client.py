@@ -17,7 +17,10 @@ import urllib.parse
 
 import httpx
 
+from steward.redact import shorten
+
 __all__ = [
+    "AUTH_HEADER",
     "JSON",
     "ApiError",
     "ApiUnreachable",
@@ -25,12 +28,15 @@ __all__ = [
     "CloudClientError",
     "UnexpectedResponse",
     "read_json",
+    "unreachable",
 ]
 
 JSON = dict[str, typing.Any]
 """One resource as the API shows it."""
 
 _MESSAGE_LIMIT = 200
+AUTH_HEADER = "X-Auth-Token"
+"""Where a request carries its token (OpenStack's header; the API reads the same)."""
 
 
 class CloudClientError(Exception):
@@ -72,6 +78,23 @@ class ApiUnreachable(CloudClientError, ConnectionError):
 
 class UnexpectedResponse(CloudClientError):
     """An answer that is not the API's JSON, such as a web page from another server."""
+
+
+def unreachable(exc: httpx.HTTPError, url: str, *, timeout: float) -> CloudClientError:
+    """Return the one-line error for ``exc``, raised by httpx asking the API at ``url``.
+
+    A timeout says how long it waited (httpx's own message is empty), anything else its kind.
+    """
+    if isinstance(exc, httpx.ConnectError):
+        return ApiUnreachable(url, "is not reachable (is `pocketcloud up` running?)")
+    if isinstance(exc, httpx.TimeoutException):
+        return ApiUnreachable(url, f"did not answer within {timeout:g} s ({type(exc).__name__})")
+    if isinstance(exc, httpx.TransportError):
+        return ApiUnreachable(url, f"broke off: {str(exc) or type(exc).__name__}")
+    return UnexpectedResponse(
+        f"the pocketcloud API at {url} answered what httpx cannot read: "
+        f"{type(exc).__name__}: {shorten(str(exc)) or 'no detail'}"
+    )
 
 
 def read_json(response: httpx.Response) -> typing.Any:  # noqa: ANN401 - JSON from the API
@@ -123,7 +146,7 @@ def _base_url(url: str) -> str:
     """Return ``url`` without a trailing ``/`` or ``/v1`` (``pocketcloud up`` shows ``.../v1``)."""
     parsed = urllib.parse.urlsplit(url.strip())
     if parsed.scheme not in {"http", "https"} or not parsed.netloc:
-        raise CloudClientError(f"the API's URL must be http://HOST:PORT, got {url!r}")
+        raise CloudClientError(f"the API's URL must be http://HOST:PORT, got {shorten(url)!r}")
     path = parsed.path.rstrip("/")
     path = path.removesuffix("/v1")
     return urllib.parse.urlunsplit((parsed.scheme, parsed.netloc, path, "", ""))
@@ -139,7 +162,8 @@ def _segment(identifier: str) -> str:
 class CloudClient:
     """A client of the REST API at ``url`` (``http://127.0.0.1:8774``; a ``/v1`` is optional).
 
-    ``timeout`` bounds each request in seconds. Use it as ``with CloudClient(url) as client:``.
+    ``timeout`` bounds each request in seconds; ``token`` is sent in ``X-Auth-Token`` (an API
+    with tokens answers 401 without one). Use it as ``with CloudClient(url) as client:``.
     ``transport`` replaces the network (tests pass an ``httpx.MockTransport``). Raises
     :class:`CloudClientError` at once for a URL that is not ``http(s)://``.
     """
@@ -149,11 +173,15 @@ class CloudClient:
         url: str,
         *,
         timeout: float = 30.0,
+        token: str | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.url = _base_url(url)
         self.timeout = timeout
-        self._http = httpx.Client(base_url=self.url, timeout=timeout, transport=transport)
+        headers = {AUTH_HEADER: token} if token else {}
+        self._http = httpx.Client(
+            base_url=self.url, timeout=timeout, headers=headers, transport=transport
+        )
 
     def close(self) -> None:
         """Close the connections."""
@@ -168,26 +196,24 @@ class CloudClient:
     def _request(self, method: str, path: str, *, body: JSON | None = None) -> typing.Any:  # noqa: ANN401 - JSON from the API
         try:
             response = self._http.request(method, path, json=body)
-        except httpx.ConnectError as exc:
-            raise ApiUnreachable(
-                self.url, "is not reachable (is `pocketcloud up` running?)"
-            ) from exc
-        except httpx.TimeoutException as exc:
-            raise ApiUnreachable(self.url, f"did not answer within {self.timeout:g} s") from exc
-        except httpx.TransportError as exc:
-            raise ApiUnreachable(self.url, f"broke off: {exc or type(exc).__name__}") from exc
+        except httpx.HTTPError as exc:
+            raise unreachable(exc, self.url, timeout=self.timeout) from exc
         return read_json(response)
 
     def _one(self, method: str, path: str, *, body: JSON | None = None) -> JSON:
         found = self._request(method, path, body=body)
         if not isinstance(found, dict):
-            raise UnexpectedResponse(f"{method} {path} answered {found!r}, not a JSON object")
+            raise UnexpectedResponse(
+                f"{method} {shorten(path)} answered {shorten(repr(found))}, not a JSON object"
+            )
         return found
 
     def _many(self, path: str) -> list[JSON]:
         found = self._request("GET", path)
         if not isinstance(found, list):
-            raise UnexpectedResponse(f"GET {path} answered {found!r}, not a JSON list")
+            raise UnexpectedResponse(
+                f"GET {shorten(path)} answered {shorten(repr(found))}, not a JSON list"
+            )
         return found
 
     # --- servers -------------------------------------------------------------------------------

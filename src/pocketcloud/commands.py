@@ -2,11 +2,11 @@
 
 ``pocketcloud server|volume|network|host ...`` talk to a running cloud's API (``--url``, or the
 ``POCKETCLOUD_URL`` environment variable; ``pocketcloud up`` serves it on
-``http://127.0.0.1:8774``) through :class:`~pocketcloud.client.CloudClient`, and show what it
-answers as tables, or with ``--json`` as the API's JSON on stdout and nothing else. An error is
-one line on stderr, ``error: <status> <message>`` when the API refused, and exit code 1.
-``--wait`` polls until the server settles (or is gone), with a spinner on stderr when it is a
-terminal.
+``http://127.0.0.1:8774``; ``--token`` or ``POCKETCLOUD_TOKEN`` for an API with tokens) through
+:class:`~pocketcloud.client.CloudClient`, and show what it answers as tables, or with
+``--json`` as the API's JSON on stdout and nothing else. An error is one line on stderr,
+``error: <status> <message>`` when the API refused, and exit code 1. ``--wait`` polls until the
+server settles (or is gone), with a spinner on stderr when it is a terminal.
 
 This module is imported by ``pocketcloud --help``: httpx and the client load only when a command
 runs. It is one piece past 400 lines because most of it is the commands' signatures, which typer
@@ -73,6 +73,15 @@ Url = typing.Annotated[
 AsJson = typing.Annotated[
     bool, typer.Option("--json", help="Print the API's JSON instead of a table.")
 ]
+Token = typing.Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        envvar="POCKETCLOUD_TOKEN",
+        help="Sent in X-Auth-Token, for an API with tokens (api_token_file).",
+        show_default=False,
+    ),
+]
 Timeout = typing.Annotated[
     float, typer.Option("--timeout", min=0.1, help="Seconds each request may take.")
 ]
@@ -93,19 +102,25 @@ def _fail(message: str) -> typing.NoReturn:
 
 
 @contextlib.contextmanager
-def _session(url: str, timeout: float) -> Iterator[CloudClient]:
+def _session(url: str, timeout: float, token: str | None) -> Iterator[CloudClient]:
     """Yield a client of the API at ``url``; any error ends the command as one line on stderr."""
-    from pocketcloud.client import CloudClient, CloudClientError  # noqa: PLC0415 - fast --help
+    from pocketcloud.client import ApiError, CloudClient, CloudClientError  # noqa: PLC0415
 
     try:
-        with CloudClient(url, timeout=timeout) as client:
+        with CloudClient(url, timeout=timeout, token=token) as client:
             yield client
     except (typer.Exit, typer.Abort, KeyboardInterrupt):
         raise
+    except ApiError as exc:
+        _fail(
+            f"{exc}; give the token with --token or POCKETCLOUD_TOKEN"
+            if exc.status == 401
+            else str(exc)
+        )
     except CloudClientError as exc:
         _fail(str(exc))
     except Exception as exc:  # noqa: BLE001 - a user sees one line, never a traceback
-        _fail(f"{type(exc).__name__}: {exc}")
+        _fail(f"talking to the API at {url}: {type(exc).__name__}: {str(exc) or 'no detail'}")
 
 
 def _print_json(data: object) -> None:
@@ -332,10 +347,14 @@ def _fault_of(server: JSON) -> str:
 
 @server_app.command("list")
 def server_list(
-    *, url: Url = DEFAULT_URL, as_json: AsJson = False, timeout: Timeout = DEFAULT_TIMEOUT
+    *,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+    as_json: AsJson = False,
+    timeout: Timeout = DEFAULT_TIMEOUT,
 ) -> None:
     """List servers, oldest first."""
-    with _session(url, timeout) as client:
+    with _session(url, timeout, token) as client:
         servers = client.list_servers()
         _show_list(servers, as_json=as_json, render=_servers_table, empty="No servers.")
 
@@ -345,11 +364,12 @@ def server_show(
     server_id: typing.Annotated[str, typer.Argument(metavar="ID", help="The server's id.")],
     *,
     url: Url = DEFAULT_URL,
+    token: Token = None,
     as_json: AsJson = False,
     timeout: Timeout = DEFAULT_TIMEOUT,
 ) -> None:
     """Show a server."""
-    with _session(url, timeout) as client:
+    with _session(url, timeout, token) as client:
         server = client.get_server(server_id)
         _show(server, as_json=as_json, render=lambda: _details(server, _SERVER_COLOURS))
 
@@ -374,11 +394,12 @@ def server_create(
     wait: Wait = False,
     wait_timeout: WaitTimeout = DEFAULT_WAIT_TIMEOUT,
     url: Url = DEFAULT_URL,
+    token: Token = None,
     as_json: AsJson = False,
     timeout: Timeout = DEFAULT_TIMEOUT,
 ) -> None:
     """Boot a server: BUILDING until a host has it ACTIVE. With --wait, exit 1 if it goes ERROR."""
-    with _session(url, timeout) as client:
+    with _session(url, timeout, token) as client:
         network_id = None if network is None else _network_id(client, network)
         server = client.create_server(
             name, ram_mb=ram_mb, disk_gb=disk_gb, availability_zone=zone, network_id=network_id
@@ -392,12 +413,14 @@ def server_create(
 
 def _network_id(client: CloudClient, id_or_name: str) -> str:
     """Return the id of the network with this id, else of the one network with this name."""
+    from steward.redact import shorten  # noqa: PLC0415 - fast --help
+
     networks = client.list_networks()
     if any(network["id"] == id_or_name for network in networks):
         return id_or_name
     named = [network["id"] for network in networks if network["name"] == id_or_name]
     if len(named) > 1:
-        _fail(f"{len(named)} networks are named {id_or_name!r}: give --network its id")
+        _fail(f"{len(named)} networks are named {shorten(id_or_name)!r}: give --network its id")
     return named[0] if named else id_or_name  # neither: the API says it does not exist
 
 
@@ -410,11 +433,12 @@ def server_delete(
     ] = False,
     wait_timeout: WaitTimeout = DEFAULT_WAIT_TIMEOUT,
     url: Url = DEFAULT_URL,
+    token: Token = None,
     as_json: AsJson = False,
     timeout: Timeout = DEFAULT_TIMEOUT,
 ) -> None:
     """Delete a server: DELETING until its host has removed it. --json prints nothing."""
-    with _session(url, timeout) as client:
+    with _session(url, timeout, token) as client:
         client.delete_server(server_id)
         if not wait:
             _say(f"Server {server_id} is being deleted.", as_json=as_json)
@@ -428,11 +452,12 @@ def server_reboot(
     server_id: typing.Annotated[str, typer.Argument(metavar="ID", help="The server's id.")],
     *,
     url: Url = DEFAULT_URL,
+    token: Token = None,
     as_json: AsJson = False,
     timeout: Timeout = DEFAULT_TIMEOUT,
 ) -> None:
     """Reboot an ACTIVE or SHUTOFF server: REBOOTING until its host restarted it."""
-    with _session(url, timeout) as client:
+    with _session(url, timeout, token) as client:
         server = client.reboot_server(server_id)
         _show(server, as_json=as_json, render=lambda: _details(server, _SERVER_COLOURS))
 
@@ -444,10 +469,14 @@ VolumeId = typing.Annotated[str, typer.Argument(metavar="VOLUME", help="The volu
 
 @volume_app.command("list")
 def volume_list(
-    *, url: Url = DEFAULT_URL, as_json: AsJson = False, timeout: Timeout = DEFAULT_TIMEOUT
+    *,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+    as_json: AsJson = False,
+    timeout: Timeout = DEFAULT_TIMEOUT,
 ) -> None:
     """List volumes."""
-    with _session(url, timeout) as client:
+    with _session(url, timeout, token) as client:
         volumes = client.list_volumes()
         _show_list(volumes, as_json=as_json, render=_volumes_table, empty="No volumes.")
 
@@ -457,11 +486,12 @@ def volume_show(
     volume_id: VolumeId,
     *,
     url: Url = DEFAULT_URL,
+    token: Token = None,
     as_json: AsJson = False,
     timeout: Timeout = DEFAULT_TIMEOUT,
 ) -> None:
     """Show a volume."""
-    with _session(url, timeout) as client:
+    with _session(url, timeout, token) as client:
         volume = client.get_volume(volume_id)
         _show(volume, as_json=as_json, render=lambda: _details(volume, _VOLUME_COLOURS))
 
@@ -472,11 +502,12 @@ def volume_create(
     *,
     size_gb: typing.Annotated[int, typer.Option("--size-gb", help="Size in GiB.")],
     url: Url = DEFAULT_URL,
+    token: Token = None,
     as_json: AsJson = False,
     timeout: Timeout = DEFAULT_TIMEOUT,
 ) -> None:
     """Create a volume."""
-    with _session(url, timeout) as client:
+    with _session(url, timeout, token) as client:
         volume = client.create_volume(name, size_gb=size_gb)
         _show(volume, as_json=as_json, render=lambda: _details(volume, _VOLUME_COLOURS))
 
@@ -486,11 +517,12 @@ def volume_delete(
     volume_id: VolumeId,
     *,
     url: Url = DEFAULT_URL,
+    token: Token = None,
     as_json: AsJson = False,
     timeout: Timeout = DEFAULT_TIMEOUT,
 ) -> None:
     """Delete a volume that is not attached. --json prints nothing."""
-    with _session(url, timeout) as client:
+    with _session(url, timeout, token) as client:
         client.delete_volume(volume_id)
         _say(f"Volume {volume_id} deleted.", as_json=as_json)
 
@@ -501,11 +533,12 @@ def volume_attach(
     server_id: typing.Annotated[str, typer.Argument(metavar="SERVER", help="The server's id.")],
     *,
     url: Url = DEFAULT_URL,
+    token: Token = None,
     as_json: AsJson = False,
     timeout: Timeout = DEFAULT_TIMEOUT,
 ) -> None:
     """Attach a volume to an ACTIVE or SHUTOFF server."""
-    with _session(url, timeout) as client:
+    with _session(url, timeout, token) as client:
         volume = client.attach_volume(volume_id, server_id)
         _show(volume, as_json=as_json, render=lambda: _details(volume, _VOLUME_COLOURS))
 
@@ -515,11 +548,12 @@ def volume_detach(
     volume_id: VolumeId,
     *,
     url: Url = DEFAULT_URL,
+    token: Token = None,
     as_json: AsJson = False,
     timeout: Timeout = DEFAULT_TIMEOUT,
 ) -> None:
     """Detach a volume from its server."""
-    with _session(url, timeout) as client:
+    with _session(url, timeout, token) as client:
         volume = client.detach_volume(volume_id)
         _show(volume, as_json=as_json, render=lambda: _details(volume, _VOLUME_COLOURS))
 
@@ -529,10 +563,14 @@ def volume_detach(
 
 @network_app.command("list")
 def network_list(
-    *, url: Url = DEFAULT_URL, as_json: AsJson = False, timeout: Timeout = DEFAULT_TIMEOUT
+    *,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+    as_json: AsJson = False,
+    timeout: Timeout = DEFAULT_TIMEOUT,
 ) -> None:
     """List networks."""
-    with _session(url, timeout) as client:
+    with _session(url, timeout, token) as client:
         networks = client.list_networks()
         _show_list(networks, as_json=as_json, render=_networks_table, empty="No networks.")
 
@@ -542,11 +580,12 @@ def network_show(
     network_id: typing.Annotated[str, typer.Argument(metavar="ID", help="The network's id.")],
     *,
     url: Url = DEFAULT_URL,
+    token: Token = None,
     as_json: AsJson = False,
     timeout: Timeout = DEFAULT_TIMEOUT,
 ) -> None:
     """Show a network."""
-    with _session(url, timeout) as client:
+    with _session(url, timeout, token) as client:
         network = client.get_network(network_id)
         _show(network, as_json=as_json, render=lambda: _details(network, {}))
 
@@ -563,20 +602,25 @@ def network_create(
         typer.Option("--vlan", help="Its VLAN (VlanManager only); left out, a free one."),
     ] = None,
     url: Url = DEFAULT_URL,
+    token: Token = None,
     as_json: AsJson = False,
     timeout: Timeout = DEFAULT_TIMEOUT,
 ) -> None:
     """Create a network."""
-    with _session(url, timeout) as client:
+    with _session(url, timeout, token) as client:
         network = client.create_network(name, cidr, vlan=vlan)
         _show(network, as_json=as_json, render=lambda: _details(network, {}))
 
 
 @host_app.command("list")
 def host_list(
-    *, url: Url = DEFAULT_URL, as_json: AsJson = False, timeout: Timeout = DEFAULT_TIMEOUT
+    *,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+    as_json: AsJson = False,
+    timeout: Timeout = DEFAULT_TIMEOUT,
 ) -> None:
     """List the services on each host, up or down (a service is down when it stops reporting)."""
-    with _session(url, timeout) as client:
+    with _session(url, timeout, token) as client:
         services = client.list_services()
         _show_list(services, as_json=as_json, render=_services_table, empty="No services.")

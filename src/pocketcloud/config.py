@@ -16,7 +16,7 @@ import ipaddress
 import typing
 from pathlib import Path
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from steward import ConfigError
@@ -38,11 +38,22 @@ class CloudSettings(BaseSettings):
         Path("pocketcloud-data"),
         description="Where the database, instance consoles and volume files live.",
     )
+    api_token_file: Path | None = Field(
+        None,
+        description="TOML file of the REST API's tokens ([[token]]: token, user, project, admin);"
+        " None: the API is open, every request an admin's.",
+    )
     api_host: str = Field(
-        "127.0.0.1", description="Address of the REST API: a loopback address only."
+        "127.0.0.1",
+        description="Address of the REST API: a loopback address only, unless api_token_file.",
     )
     api_port: int = Field(
         8774, ge=0, le=65535, description="Port of the REST API; 0 picks a free one."
+    )
+    api_max_body_size: int = Field(
+        1024 * 1024,
+        ge=1,
+        description="Largest request body the REST API reads, in bytes; a larger one is a 413.",
     )
     compute_driver: str = Field("fake", min_length=1, description="Compute driver: fake, process.")
     volume_driver: str = Field("fake", min_length=1, description="Volume driver: fake, file.")
@@ -100,15 +111,20 @@ class CloudSettings(BaseSettings):
 
     @field_validator("api_host")
     @classmethod
-    def _loopback_only(cls, value: str) -> str:
+    def _loopback_only(cls, value: str, info: ValidationInfo) -> str:
         if value == "localhost":
             return value
         try:
             address = ipaddress.ip_address(value)
         except ValueError as exc:
             raise ValueError("expected an IP address such as 127.0.0.1") from exc
-        if not address.is_loopback:
-            raise ValueError("the REST API listens on a loopback address only (127.0.0.1, ::1)")
+        # An open API makes every request an admin's: it stays on this machine. With tokens
+        # (declared before this field, so validated first) it may listen anywhere.
+        if not address.is_loopback and info.data.get("api_token_file") is None:
+            raise ValueError(
+                "without api_token_file the REST API listens on a loopback address only "
+                "(127.0.0.1, ::1); set api_token_file to serve beyond this machine"
+            )
         return value
 
     @field_validator("scheduler_enabled_filters", mode="before")

@@ -1,8 +1,10 @@
 """The demo: a network, a volume and three servers, made through the REST API like a user would.
 
-``pocketcloud up --demo`` runs it once the services are up, showing progress as it goes, and ends
-with a table of what it made. It only speaks HTTP to the API, so what it shows is what any
-client sees. Running it again on the same data directory reuses the network and the volume.
+``pocketcloud up --demo`` runs it once its services consume their queues (see
+:mod:`pocketcloud.readiness`), showing progress as it goes, and ends with a table of what it
+made. It only speaks HTTP to the API, so what it shows is what any client sees. Running it again
+on the same cloud finds its network, volume and servers by name and makes no second set. Every
+failure is a :class:`DemoError` of one line: the request, the URL, and what went wrong.
 """
 
 from __future__ import annotations
@@ -16,10 +18,17 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from pocketcloud import TOPICS
-from pocketcloud.client import CloudClientError, read_json
+from pocketcloud.client import AUTH_HEADER, ApiError, CloudClientError, read_json, unreachable
 
-__all__ = ["DEMO_NETWORK", "DEMO_SERVERS", "DEMO_VOLUME", "DemoError", "DemoResult", "run_demo"]
+__all__ = [
+    "DEMO_NETWORK",
+    "DEMO_SERVERS",
+    "DEMO_VOLUME",
+    "REQUEST_TIMEOUT",
+    "DemoError",
+    "DemoResult",
+    "run_demo",
+]
 
 LOG = logging.getLogger(__name__)
 
@@ -29,6 +38,8 @@ DEMO_SERVERS = ("demo-1", "demo-2", "demo-3")
 _SETTLED = {"ACTIVE", "SHUTOFF", "ERROR"}
 POLL_INTERVAL = 0.2
 """Seconds between two looks at the API while waiting."""
+REQUEST_TIMEOUT = 30.0
+"""Seconds one request to the API may take."""
 
 JSON = dict[str, typing.Any]
 
@@ -49,11 +60,19 @@ class DemoResult:
 async def _request(
     client: httpx.AsyncClient, method: str, path: str, *, json: JSON | None = None
 ) -> typing.Any:  # noqa: ANN401 - JSON from the API
-    response = await client.request(method, path, json=json)
+    try:
+        response = await client.request(method, path, json=json)
+    except httpx.HTTPError as exc:
+        error = unreachable(exc, str(client.base_url), timeout=REQUEST_TIMEOUT)
+        raise DemoError(f"{method} {path}: {error}") from exc
     try:
         return read_json(response)
     except CloudClientError as exc:
-        raise DemoError(f"{method} {path}: {exc}") from exc
+        hint = "; give `pocketcloud up` the token with --token or POCKETCLOUD_TOKEN"
+        unauthorized = isinstance(exc, ApiError) and exc.status == 401
+        raise DemoError(
+            f"{method} {client.base_url}{path}: {exc}{hint if unauthorized else ''}"
+        ) from exc
 
 
 async def _poll(description: str, check: typing.Callable[[], typing.Awaitable[bool]]) -> None:
@@ -65,42 +84,39 @@ async def _poll(description: str, check: typing.Callable[[], typing.Awaitable[bo
         await asyncio.sleep(POLL_INTERVAL)
 
 
-NEEDED_SERVICES = frozenset(f"pocketcloud-{topic}" for topic in TOPICS)
-"""The services the demo waits for (one of each at least)."""
-
-
-async def run_demo(base_url: str, *, console: Console) -> DemoResult:
+async def run_demo(base_url: str, *, console: Console, token: str | None = None) -> DemoResult:
     """Make the demo's resources through the API at ``base_url`` and print them in a table.
 
-    Run it inside an ``asyncio.timeout`` scope: it waits for the services and the servers for as
-    long as that allows. Raises :class:`DemoError` when the API refuses a step.
+    Call it once the cloud's services consume (``pocketcloud up`` waits for that), inside an
+    ``asyncio.timeout`` scope: it waits for the servers for as long as that allows. Raises
+    :class:`DemoError` when a step fails. ``token`` is sent in ``X-Auth-Token``.
     """
-    async with httpx.AsyncClient(base_url=base_url, timeout=30.0) as client:
-
-        async def services_up() -> bool:
-            # Every kind of service registered and up, and each has sent a heartbeat: a service
-            # is recorded (and so "up") before it consumes its queue, and heartbeats only once it
-            # does; a call sent in between would wait for nothing.
-            services = await _request(client, "GET", "/v1/services")
-            ready = {s["binary"] for s in services if s["state"] == "up" and s["last_seen_up"]}
-            return ready >= NEEDED_SERVICES and all(s["state"] == "up" for s in services)
-
-        with console.status("Waiting for the services to report up...") as status:
-            await _poll("every service to be up", services_up)
-            console.print("[green]✓[/green] services are up")
-            status.update("Creating the network...")
+    headers = {AUTH_HEADER: token} if token else {}
+    async with httpx.AsyncClient(
+        base_url=base_url, timeout=REQUEST_TIMEOUT, headers=headers
+    ) as client:
+        with console.status("Creating the network...") as status:
             network = await _find_or_create(client, "/v1/networks", DEMO_NETWORK)
             console.print(f"[green]✓[/green] network {network['name']} ({network['cidr']})")
             status.update("Creating the volume...")
             volume = await _find_or_create(client, "/v1/volumes", DEMO_VOLUME)
             console.print(f"[green]✓[/green] volume {volume['name']} ({volume['size_gb']} GiB)")
+            existing = {
+                server["name"]: server
+                for server in await _request(client, "GET", "/v1/servers")
+                if server["status"] != "DELETING"
+            }
             ids = []
             for name in DEMO_SERVERS:
-                status.update(f"Booting {name}...")
-                body = {"name": name, "ram_mb": 256, "disk_gb": 1, "network_id": network["id"]}
-                server = await _request(client, "POST", "/v1/servers", json=body)
+                if name in existing:
+                    server = existing[name]
+                    console.print(f"[green]✓[/green] server {name} exists ({server['status']})")
+                else:
+                    status.update(f"Booting {name}...")
+                    body = {"name": name, "ram_mb": 256, "disk_gb": 1, "network_id": network["id"]}
+                    server = await _request(client, "POST", "/v1/servers", json=body)
+                    console.print(f"[green]✓[/green] server {name} requested ({server['status']})")
                 ids.append(server["id"])
-                console.print(f"[green]✓[/green] server {name} requested ({server['status']})")
             servers: list[JSON] = []
 
             async def settled() -> bool:

@@ -12,10 +12,12 @@
     │   ├── InvalidVolumeState
     │   └── NetworkConflict               a CIDR or VLAN already taken
     ├── InvalidInput (ValueError)         (HTTP 400) a request that can never succeed as sent
+    ├── Forbidden (PermissionError)       (HTTP 403) the caller's token may not do that
     ├── NoValidHost                       (HTTP 409) no compute host passes the scheduler's filters
     ├── NoMoreAddresses                   (HTTP 409) a network has no free fixed IP left
     └── ServiceUnavailable                (HTTP 503) the service that should answer did not
 
+Client errors (4xx) are ``rpc_expected``: the service raising one logs a line, not a traceback.
 These travel over RPC: a manager raises one, and the caller's RPC API class re-raises it as the
 same class, because pocketcloud's clients list this module in ``allowed_remote_exmods``. Each takes
 only its message, so it can be re-created from what travels (``cls(*args)``).
@@ -29,6 +31,7 @@ from steward.errors import RemoteError
 
 __all__ = [
     "Conflict",
+    "Forbidden",
     "InvalidInput",
     "InvalidServerState",
     "InvalidVolumeState",
@@ -57,6 +60,11 @@ class PocketcloudError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+    @property
+    def rpc_expected(self) -> bool:
+        """True for a client error (4xx): steward's RPC server logs it in one line, no traceback."""
+        return self.http_status < 500
 
 
 class NotFound(PocketcloudError, LookupError):
@@ -99,6 +107,12 @@ class InvalidInput(PocketcloudError, ValueError):
     """The request can never succeed as sent; the message says what to change."""
 
     http_status = 400
+
+
+class Forbidden(PocketcloudError, PermissionError):
+    """The request's token may not do this (a project member asking for the services)."""
+
+    http_status = 403
 
 
 class NoValidHost(PocketcloudError):

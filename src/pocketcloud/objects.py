@@ -124,6 +124,8 @@ class NetworkRecord(_Value):
     vlan: int | None
     manager: str
     created_at: datetime.datetime
+    project_id: str | None = None
+    """The project that made it (None: shared by every project)."""
 
 
 class VolumeRecord(_Value):
@@ -138,6 +140,8 @@ class VolumeRecord(_Value):
     attached_host: str | None
     created_at: datetime.datetime
     attached_at: datetime.datetime | None
+    project_id: str | None = None
+    """The project that made it (the request context's)."""
 
 
 class ServerChanges(_Value):

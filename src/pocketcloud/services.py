@@ -248,6 +248,11 @@ def _run(
     die_with_supervisor()
     try:
         cloud_settings = load_cloud_settings({} if data_dir is None else {"data_dir": data_dir})
+        if topic == "api" and cloud_settings.api_token_file is not None:
+            # A bad token file is one line here, not a failed start with a traceback.
+            from pocketcloud.api.tokens import load_tokens  # noqa: PLC0415
+
+            load_tokens(cloud_settings.api_token_file)
         settings = resolve_settings(
             cloud_settings, transport_url=transport_url, database_url=database_url, host=host
         )

@@ -10,8 +10,11 @@ from importlib import metadata
 from pathlib import Path
 
 import httpx
+import pytest
 from tests.pocketcloud.flows import DEADLINE
 
+from pocketcloud import cli
+from pocketcloud.config import load_cloud_settings
 from pocketcloud.database import MIGRATIONS
 from steward.db import Database
 
@@ -183,3 +186,103 @@ async def test_up_on_a_broker_with_its_api_port_taken_fails_at_once_saying_so(
     assert "Traceback" not in err.decode()
     assert out == b""
     assert not (tmp_path / "pocketcloud.db").exists()  # nothing was started or written
+
+
+async def test_up_in_one_process_with_its_api_port_taken_fails_at_once_saying_so(
+    tmp_path: Path,
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        process = await asyncio.create_subprocess_exec(
+            *COMMAND,
+            "up",
+            "--data-dir",
+            str(tmp_path),
+            "--api-port",
+            str(port),
+            "--compute-driver",
+            "fake",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=_environment(),
+        )
+        async with asyncio.timeout(DEADLINE):
+            out, err = await process.communicate()
+    assert process.returncode == 1
+    lines = err.decode().splitlines()
+    assert len(lines) == 1, err.decode()
+    assert f"the REST API cannot listen on 127.0.0.1:{port}: Address already in use" in lines[0]
+    assert out == b""
+    assert not (tmp_path / "pocketcloud.db").exists()  # nothing was started or written
+
+
+class _Launcher:
+    """Runs until asked to stop, as the steward launchers do."""
+
+    def __init__(self) -> None:
+        self.stop = asyncio.Event()
+
+    async def run(self) -> int:
+        await self.stop.wait()
+        return 0
+
+    def request_stop(self) -> None:
+        self.stop.set()
+
+
+async def test_up_names_the_services_that_never_answered_and_stops(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(cli, "STARTUP_TIMEOUT", 0.01)
+    pending = {("compute", "compute2"), ("volume", "vm")}
+    launcher = _Launcher()
+
+    async def never_ready() -> str:
+        await asyncio.Event().wait()
+        return "unreachable"
+
+    code = await cli._serve(
+        launcher,
+        never_ready(),
+        "test",
+        load_cloud_settings({"data_dir": tmp_path}),
+        pending=pending,
+        demo=True,
+        demo_exit=True,
+        token=None,
+    )
+    assert code == 1
+    assert launcher.stop.is_set()
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.splitlines() == [
+        "error: the services compute on compute2, volume on vm did not answer within 0.01 s; "
+        f"stopping. The services' logs are in {tmp_path}."
+    ]
+
+
+async def test_up_with_a_bad_token_file_fails_at_once_in_one_line(tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens.toml"
+    tokens.write_text("[[token]]\ntoken = 'hunter2'\nuser = 'a'\nproject = 'p'\n")
+    process = await asyncio.create_subprocess_exec(
+        *COMMAND,
+        "up",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--api-port",
+        "0",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=_environment() | {"POCKETCLOUD_API_TOKEN_FILE": str(tokens)},
+    )
+    async with asyncio.timeout(DEADLINE):
+        out, err = await process.communicate()
+    assert process.returncode == 2
+    lines = err.decode().splitlines()
+    assert len(lines) == 1, err.decode()
+    assert "`token.0.token` must have 16 characters at least, got 7" in lines[0]
+    assert "(expected [[token]] tables" in lines[0]
+    assert "hunter2" not in err.decode()
+    assert out == b""

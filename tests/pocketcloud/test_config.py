@@ -51,3 +51,11 @@ def test_bad_settings_are_a_config_error_naming_the_option(
 ) -> None:
     with pytest.raises(ConfigError, match=message):
         load_cloud_settings(overrides)
+
+
+def test_with_a_token_file_the_api_may_listen_beyond_loopback(tmp_path: Path) -> None:
+    tokens = tmp_path / "tokens.toml"
+    settings = load_cloud_settings({"api_host": "0.0.0.0", "api_token_file": tokens})  # noqa: S104
+    assert settings.api_host == "0.0.0.0"  # noqa: S104
+    with pytest.raises(ConfigError, match="set api_token_file to serve beyond this machine"):
+        load_cloud_settings({"api_host": "0.0.0.0"})  # noqa: S104

@@ -308,3 +308,93 @@ async def test_pocketcloud_up_runs_one_process_per_service_on_rabbitmq_and_postg
         "pocketcloud-volume.log",
         "pocketcloud.log",
     ]
+
+
+async def _up_demo(tmp_path: Path, rabbit: str, postgres: str) -> tuple[int, str]:
+    """Run ``pocketcloud up --demo --demo-exit`` on the broker and database; return code, output."""
+    up = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "pocketcloud",
+        "up",
+        "--demo",
+        "--demo-exit",
+        "--api-port",
+        "0",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--transport-url",
+        rabbit,
+        "--database-url",
+        postgres,
+        env={**os.environ, "COLUMNS": "200"},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    try:
+        async with asyncio.timeout(GUARD * 2):
+            output, _ = await up.communicate()
+    finally:
+        if up.returncode is None:
+            up.send_signal(signal.SIGINT)
+            await up.wait()
+    assert up.returncode is not None
+    return up.returncode, output.decode()
+
+
+async def test_the_demo_run_again_at_once_finds_its_resources_and_makes_no_second_set(
+    tmp_path: Path, fresh_rabbit_url: str, postgres_url: str
+) -> None:
+    # The second run starts while the registry still shows the first run's services up (and
+    # their queues are still there): `up` must wait for its own services to consume.
+    code, first = await _up_demo(tmp_path, fresh_rabbit_url, postgres_url)
+    assert code == 0, first
+    code, second = await _up_demo(tmp_path, fresh_rabbit_url, postgres_url)
+    assert code == 0, second
+    assert "Traceback" not in second
+    rows = [line for line in second.splitlines() if line.startswith("│ demo-")]
+    assert len(rows) == 3, second
+    assert all("ACTIVE" in row for row in rows), second
+    assert "server demo-1 exists" in second
+    import sqlalchemy as sa
+
+    from pocketcloud.api.tables import servers
+    from pocketcloud.network.tables import networks
+    from pocketcloud.volume.tables import volumes
+    from steward.db import Database
+
+    async with Database(postgres_url) as db, db.session() as session:
+        names = (
+            await session.execute(sa.select(servers.c.name).where(servers.c.deleted == sa.false()))
+        ).scalars()
+        assert sorted(names) == ["demo-1", "demo-2", "demo-3"]
+        assert len((await session.execute(sa.select(networks.c.id))).all()) == 1
+        live = sa.select(volumes.c.id).where(volumes.c.deleted == sa.false())
+        assert len((await session.execute(live)).all()) == 1
+
+
+async def test_the_api_service_with_a_bad_token_file_fails_at_once_in_one_line(
+    tmp_path: Path,
+) -> None:
+    tokens = tmp_path / "tokens.toml"
+    tokens.write_text("[[token]]\ntoken = 'hunter2'\nuser = 'a'\nproject = 'p'\n")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "pocketcloud.services",
+        "api",
+        "--data-dir",
+        str(tmp_path / "data"),
+        env={**os.environ, "POCKETCLOUD_API_TOKEN_FILE": str(tokens)},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(GUARD):
+        out, err = await process.communicate()
+    assert process.returncode == 2
+    assert err.decode().splitlines() == [
+        f"pocketcloud-api: error: ConfigError: `api_token_file` {str(tokens)!r}: `token.0.token` "
+        "must have 16 characters at least, got 7 (expected [[token]] tables, each with `token` "
+        "(16 characters at least), `user`, `project` and an optional `admin`)"
+    ]
+    assert out == b""

@@ -3,9 +3,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import http.server
+import io
 import socket
 import threading
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,7 +20,7 @@ from typer.testing import CliRunner, Result
 from pocketcloud import commands
 from pocketcloud.allinone import AllInOne
 from pocketcloud.cli import app
-from pocketcloud.client import ApiError, CloudClient, UnexpectedResponse
+from pocketcloud.client import ApiError, CloudClient, CloudClientError, UnexpectedResponse
 
 MISSING = "00000000-0000-0000-0000-000000000000"
 
@@ -30,7 +32,7 @@ async def served(cloud_factory: CloudFactory) -> AsyncIterator[AllInOne]:
         yield cloud
 
 
-async def _run(url: str, *arguments: str) -> Result:
+async def _run(url: str, *arguments: str, env: dict[str, str] | None = None) -> Result:
     """Run ``pocketcloud ARGUMENTS`` against ``url`` (POCKETCLOUD_URL) in a worker thread.
 
     The CLI's httpx client blocks; the cloud it talks to serves from this test's event loop.
@@ -38,7 +40,7 @@ async def _run(url: str, *arguments: str) -> Result:
 
     def invoke() -> Result:
         # 80 columns, as a pipe gets: tables print whole all the same.
-        environment = {"POCKETCLOUD_URL": url, "COLUMNS": "80"}
+        environment = {"POCKETCLOUD_URL": url, "COLUMNS": "80", **(env or {})}
         return CliRunner().invoke(app, list(arguments), env=environment)
 
     async with asyncio.timeout(DEADLINE):
@@ -394,3 +396,99 @@ def test_waiting_past_the_timeout_fails_in_one_line_saying_the_last_state(
     assert exited.value.exit_code == 1
     assert looks == ["BUILDING"]
     assert capsys.readouterr().err == "error: server s: still BUILDING after 0 s\n"
+
+
+def test_the_clients_errors_show_a_prefix_of_a_long_answer_or_id() -> None:
+    long = "x" * 5000
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, json=[long]))
+    with (
+        CloudClient("http://api", transport=transport) as client,
+        pytest.raises(UnexpectedResponse) as raised,
+    ):
+        client.get_volume(long)
+    assert len(str(raised.value)) < 400
+    assert "characters)" in str(raised.value)
+    with pytest.raises(CloudClientError) as bad_url:
+        CloudClient(f"ftp://{long}")
+    assert len(str(bad_url.value)) < 400
+    assert "(5006 characters)" in str(bad_url.value)
+
+
+@contextlib.contextmanager
+def _silent_api() -> Iterator[str]:
+    """A port that accepts connections and never answers (a hung API)."""
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        yield f"http://127.0.0.1:{listening.getsockname()[1]}"
+
+
+async def test_an_api_that_does_not_answer_is_one_line_naming_the_url_and_the_wait() -> None:
+    with _silent_api() as url:
+        line = _failed(await _run(url, "server", "list", "--timeout", "0.2"))
+    assert line == (
+        f"error: the pocketcloud API at {url} did not answer within 0.2 s (ReadTimeout)"
+    )
+
+
+async def test_the_demo_against_an_api_that_does_not_answer_fails_in_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from rich.console import Console
+
+    from pocketcloud import demo
+
+    monkeypatch.setattr(demo, "REQUEST_TIMEOUT", 0.2)
+    with _silent_api() as url, pytest.raises(demo.DemoError) as failed:
+        await demo.run_demo(url, console=Console(file=io.StringIO()))
+    assert str(failed.value) == (
+        f"GET /v1/networks: the pocketcloud API at {url} did not answer within 0.2 s (ReadTimeout)"
+    )
+
+
+async def test_the_commands_send_the_token_of_the_option_or_the_environment(
+    cloud_factory: CloudFactory, tmp_path: Path
+) -> None:
+    token = "alice-token-0123456789"
+    path = tmp_path / "tokens.toml"
+    path.write_text(f"[[token]]\ntoken = '{token}'\nuser = 'alice'\nproject = 'a'\n")
+    async with cloud_factory(serve_rest=True, api_token_file=path) as cloud:
+        url = cloud.api_url
+        line = _failed(await _run(url, "server", "list"))
+        assert line == (
+            "error: 401 this API needs a token: send it in the X-Auth-Token header; "
+            "give the token with --token or POCKETCLOUD_TOKEN"
+        )
+        assert _ok(await _run(url, "server", "list", "--token", token)) == "No servers.\n"
+        result = await _run(
+            url,
+            "volume",
+            "create",
+            "v",
+            "--size-gb",
+            "1",
+            "--json",
+            env={"POCKETCLOUD_TOKEN": token},
+        )
+        assert _json(result)["project_id"] == "a"
+        line = _failed(await _run(url, "host", "list", "--token", token))
+        assert line.startswith("error: 403 only an admin may list the services")
+
+
+async def test_the_demo_without_the_apis_token_fails_in_one_line_saying_how_to_give_it(
+    cloud_factory: CloudFactory, tmp_path: Path
+) -> None:
+    from rich.console import Console
+
+    from pocketcloud import demo
+
+    path = tmp_path / "tokens.toml"
+    path.write_text("[[token]]\ntoken = 'admin-token-0123456789'\nuser = 'r'\nproject = 'o'\n")
+    async with cloud_factory(serve_rest=True, api_token_file=path) as cloud:
+        url = cloud.api_url
+        with pytest.raises(demo.DemoError) as failed:
+            await demo.run_demo(url, console=Console(file=io.StringIO()))
+    assert str(failed.value) == (
+        f"GET {url}/v1/networks: 401 this API needs a token: send it in the "
+        "X-Auth-Token header; give `pocketcloud up` the token with --token or POCKETCLOUD_TOKEN"
+    )

@@ -3,10 +3,16 @@
 Routes live under ``/v1``; ``/docs`` and ``/openapi.json`` describe them. Every error is JSON of
 the shape ``{"error": {"code", "type", "message", "request_id"}}``: pocketcloud's errors with
 their own status (400, 404, 409, 503), a body that is not JSON or does not fit the schema as 400,
-an unknown path as 404, a method the path does not take as 405 (its ``Allow`` header names those
+a body over ``api_max_body_size`` as 413 (see :mod:`~pocketcloud.api.body_limit`), an unknown
+path as 404, a method the path does not take as 405 (its ``Allow`` header names those
 it does), a service that did not answer in time as 503, and anything unexpected as 500 without
 internals (the log has the traceback, under the request id). Each response carries
 its request id in ``X-OpenStack-Request-ID``.
+
+With tokens (:mod:`~pocketcloud.api.tokens`), every route but the API's description
+(``/openapi.json``, ``/docs``) needs a known ``X-Auth-Token`` (else 401), and the request's
+context carries the token's user, project and admin flag to every service it reaches. Without
+tokens every request is an admin's (the API then listens on a loopback address only).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 from starlette.routing import Match, Route
 
+from pocketcloud.api.body_limit import BodyLimit, BodyTooLarge
 from pocketcloud.api.cloud import Cloud
 from pocketcloud.api.schemas import (
     ConsoleView,
@@ -34,15 +41,20 @@ from pocketcloud.api.schemas import (
     VolumeCreate,
     VolumeView,
 )
+from pocketcloud.api.tokens import AUTH_HEADER, Identity, Tokens
 from pocketcloud.errors import PocketcloudError
-from steward.context import RequestContext, bind
+from steward.context import RequestContext, bind, generate_request_id
 from steward.errors import MessagingTimeout
+from steward.redact import shorten
 
 __all__ = ["REQUEST_ID_HEADER", "create_app"]
 
 LOG = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "X-OpenStack-Request-ID"
+
+# The API's description is public: it holds no data, and clients read it before they have a token.
+_PUBLIC_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
 
 # What every operation may answer besides success. "4XX" says that any other client error (405
 # for a method the path does not take) has the same body, and keeps FastAPI from documenting its
@@ -54,11 +66,23 @@ _ERRORS: dict[int | str, dict[str, typing.Any]] = {
         "schema, a size over the limit, an unknown id in the body); the message says what to "
         "change.",
     },
-    404: {"model": ErrorBody, "description": "No resource has the id in the path."},
+    401: {
+        "model": ErrorBody,
+        "description": "No token, or an unknown one, in `X-Auth-Token` (when the API has tokens).",
+    },
+    403: {"model": ErrorBody, "description": "The token may not do this (not an admin's)."},
+    404: {
+        "model": ErrorBody,
+        "description": "No resource of the token's project has the id in the path.",
+    },
     409: {
         "model": ErrorBody,
         "description": "The resource's state does not allow the action, or what it needs is "
         "taken (no host with room, no free address, an overlapping network).",
+    },
+    413: {
+        "model": ErrorBody,
+        "description": "The request body is larger than the API reads (`api_max_body_size`).",
     },
     "4XX": {"model": ErrorBody, "description": "Any other client error."},
     503: {"model": ErrorBody, "description": "A service did not answer in time."},
@@ -116,26 +140,32 @@ def _describe_validation(exc: RequestValidationError, request: Request) -> str:
                 sent = request.headers.get("content-type")
                 problems.append(
                     "the request body must be JSON, sent with `Content-Type: application/json`, "
-                    f"got {sent!r}"
+                    f"got {shorten(sent) if sent is not None else None!r}"
                 )
                 continue
         where = ".".join(str(part) for part in error.get("loc", ()) if part != "body") or "body"
-        shown = repr(error.get("input"))
-        if len(shown) > 80:
-            shown = shown[:77] + "..."
-        problems.append(f"`{where}`: {error.get('msg')}, got {shown}")
+        # A field's name and value are the sender's: a prefix of each, with its length.
+        value = error.get("input")
+        shown = repr(shorten(value)) if isinstance(value, str) else shorten(repr(value))
+        problems.append(f"`{shorten(where)}`: {error.get('msg')}, got {shown}")
     return "; ".join(problems) or "the request does not fit the schema"
 
 
-def create_app(cloud: Cloud) -> FastAPI:
-    """Return the REST application serving ``cloud``."""
+def create_app(cloud: Cloud, *, max_body_size: int, tokens: Tokens | None = None) -> FastAPI:
+    """Return the REST application serving ``cloud``, reading bodies of ``max_body_size`` bytes.
+
+    ``tokens`` None leaves the API open: every request is an admin's.
+    """
     app = FastAPI(
         title="pocketcloud",
         version="1",
         description="A small cloud on steward: servers, volumes, networks and services.",
         responses=_ERRORS,
     )
-    _install_error_handlers(app)
+    # Added before the request-context middleware, so it runs inside it: that one reads the body
+    # in a task group, which would wrap the refusal in an ExceptionGroup.
+    app.add_middleware(BodyLimit, max_size=max_body_size)
+    _install_error_handlers(app, tokens)
     _install_server_routes(app, cloud)
     _install_resource_routes(app, cloud)
     return app
@@ -146,22 +176,56 @@ def _ctx(request: Request) -> RequestContext:
     return context
 
 
-def _install_error_handlers(app: FastAPI) -> None:
+def _context_for(identity: Identity | None) -> RequestContext:
+    """Return the context of a request by ``identity`` (None: the open API's admin)."""
+    if identity is None:
+        return RequestContext(is_admin=True, roles=["admin"])
+    return RequestContext(
+        user_id=identity.user,
+        project_id=identity.project,
+        is_admin=identity.admin,
+        roles=["admin", "member"] if identity.admin else ["member"],
+    )
+
+
+def _install_error_handlers(app: FastAPI, tokens: Tokens | None) -> None:
     @app.middleware("http")
     async def request_context(
         request: Request, call_next: typing.Callable[[Request], typing.Awaitable[Response]]
     ) -> Response:
-        context = RequestContext(is_admin=True, roles=["admin"])
+        identity = None
+        if tokens is not None and request.url.path not in _PUBLIC_PATHS:
+            presented = request.headers.get(AUTH_HEADER)
+            identity = tokens.identify(presented)
+            if identity is None:
+                request.state.request_id = generate_request_id()
+                message = (
+                    f"this API needs a token: send it in the {AUTH_HEADER} header"
+                    if not presented
+                    else f"the token sent in {AUTH_HEADER} is not valid"
+                )
+                LOG.info(
+                    "%s %s refused: %s",
+                    request.method,
+                    shorten(request.url.path),
+                    "no token" if not presented else "unknown token",
+                )
+                # RFC 9110: a 401 names how to authenticate.
+                challenge = {"WWW-Authenticate": f'{AUTH_HEADER} realm="pocketcloud"'}
+                return _error(401, "Unauthorized", message, request, headers=challenge)
+        context = _context_for(identity)
         request.state.context = context
         request.state.request_id = context.request_id
-        try:
-            with bind(context):
+        with bind(context):  # the log lines below carry the request id too
+            try:
                 response = await call_next(request)
-        except Exception:
-            LOG.exception("Unexpected error serving %s %s", request.method, request.url.path)
-            return _error(
-                500, "InternalError", "internal error; see the api service's log", request
-            )
+            except Exception:
+                LOG.exception(
+                    "Unexpected error serving %s %s", request.method, shorten(request.url.path)
+                )
+                return _error(
+                    500, "InternalError", "internal error; see the api service's log", request
+                )
         response.headers[REQUEST_ID_HEADER] = context.request_id
         return response
 
@@ -173,6 +237,10 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         return _error(400, "BadRequest", _describe_validation(exc, request), request)
 
+    @app.exception_handler(BodyTooLarge)
+    async def too_large(request: Request, exc: BodyTooLarge) -> JSONResponse:
+        return _error(exc.status_code, "RequestTooLarge", str(exc.detail), request)
+
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         headers = dict(exc.headers or {})
@@ -182,6 +250,12 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(MessagingTimeout)
     async def timeout(request: Request, exc: MessagingTimeout) -> JSONResponse:
+        LOG.warning(
+            "%s %s: a service did not answer in time: %s",
+            request.method,
+            shorten(request.url.path),
+            exc,
+        )
         return _error(
             503, "ServiceUnavailable", f"a service did not answer in time: {exc}", request
         )

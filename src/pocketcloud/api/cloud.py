@@ -5,6 +5,12 @@ over RPC: the scheduler to place and build a server, the compute host to reboot 
 to attach a volume, the volume and network services for their resources. Ids named in a request
 body that do not exist are :class:`~pocketcloud.errors.InvalidInput` (400); ids in the path are
 :class:`~pocketcloud.errors.NotFound` (404).
+
+Every resource belongs to the project of the request that made it (the context's
+``project_id``). A request sees, changes and names only its own project's servers, volumes and
+networks (and the networks shared by all, of no project); another project's are "not found", as
+in nova, so that their ids say nothing. An admin's request sees every project's, and only an
+admin's may list the services (:class:`~pocketcloud.errors.Forbidden`, 403, for others).
 """
 
 from __future__ import annotations
@@ -27,25 +33,55 @@ from pocketcloud.api.servers import ServerStore
 from pocketcloud.compute.rpcapi import ComputeAPI
 from pocketcloud.config import CloudSettings
 from pocketcloud.errors import (
+    Forbidden,
     InvalidInput,
     InvalidServerState,
     InvalidVolumeState,
     NetworkNotFound,
     ServerNotFound,
+    VolumeNotFound,
 )
 from pocketcloud.network.rpcapi import NetworkAPI
-from pocketcloud.objects import InstanceSpec, RequestSpec, ServerChanges, ServerStatus
+from pocketcloud.objects import (
+    InstanceSpec,
+    RequestSpec,
+    ServerChanges,
+    ServerStatus,
+    VolumeRecord,
+)
 from pocketcloud.rpc import binary_of
 from pocketcloud.scheduler.rpcapi import SchedulerAPI
 from pocketcloud.volume.rpcapi import VolumeAPI
 from steward.context import RequestContext
+from steward.redact import shorten
 from steward.registry import Registry
 
-__all__ = ["Cloud", "server_view"]
+__all__ = ["MAX_ID_LENGTH", "Cloud", "server_view"]
 
 LOG = logging.getLogger(__name__)
 
 _LIVE = (ServerStatus.ACTIVE, ServerStatus.SHUTOFF)
+MAX_ID_LENGTH = 64
+"""No id is longer (the cloud's are UUIDs): a longer one in a path is not found, here, at once."""
+
+
+def _volume_id(volume_id: str) -> str:
+    if len(volume_id) > MAX_ID_LENGTH:
+        raise VolumeNotFound(f"volume {shorten(volume_id)!r} does not exist")
+    return volume_id
+
+
+def _network_id(network_id: str) -> str:
+    if len(network_id) > MAX_ID_LENGTH:
+        raise NetworkNotFound(f"network {shorten(network_id)!r} does not exist")
+    return network_id
+
+
+def _sees(context: RequestContext, project_id: str | None, *, shared: bool = False) -> bool:
+    """Whether ``context`` may see a resource of ``project_id`` (None and ``shared``: anyone)."""
+    if context.is_admin or project_id == context.project_id:
+        return True
+    return shared and project_id is None
 
 
 def server_view(row: sa.RowMapping) -> ServerView:
@@ -96,6 +132,7 @@ class Cloud:
             disk_gb=request.disk_gb,
             availability_zone=request.availability_zone,
             network_id=network_id,
+            project_id=context.project_id,
         )
         spec = RequestSpec(
             server_id=row["id"],
@@ -127,19 +164,29 @@ class Cloud:
     async def _network_for(self, context: RequestContext, network_id: str | None) -> str | None:
         if network_id is not None:
             try:
-                return (await self.network.get_network(context, network_id)).id
+                return (await self.get_network(context, network_id)).id
             except NetworkNotFound as exc:
-                raise InvalidInput(f"network {network_id!r} does not exist") from exc
-        networks = await self.network.list_networks(context)
+                raise InvalidInput(f"network {shorten(network_id)!r} does not exist") from exc
+        networks = await self.list_networks(context)
         return networks[0].id if networks else None
 
     async def list_servers(self, context: RequestContext) -> list[ServerView]:
-        """Return every server."""
-        return [server_view(row) for row in await self.store.list_all()]
+        """Return every server the context's project may see."""
+        project_id = None if context.is_admin else context.project_id
+        if not context.is_admin and project_id is None:
+            return []
+        return [server_view(row) for row in await self.store.list_all(project_id=project_id)]
+
+    async def _server(self, context: RequestContext, server_id: str) -> sa.RowMapping:
+        """Return the server's row if the context's project may see it; else ServerNotFound."""
+        row = await self.store.get(server_id)
+        if not _sees(context, row["project_id"]):
+            raise ServerNotFound(f"server {shorten(server_id)!r} does not exist")
+        return row
 
     async def get_server(self, context: RequestContext, server_id: str) -> ServerView:
         """Return one server; raises ServerNotFound."""
-        return server_view(await self.store.get(server_id))
+        return server_view(await self._server(context, server_id))
 
     async def delete_server(self, context: RequestContext, server_id: str) -> None:
         """Mark the server DELETING and have its host remove it.
@@ -147,7 +194,7 @@ class Cloud:
         A server without a host, or whose compute service is down, is deleted here at once
         (nova's local delete), after its address and its claim are released.
         """
-        row = await self.store.get(server_id)
+        row = await self._server(context, server_id)
         if row["status"] == ServerStatus.DELETING:
             return
         others = tuple(status for status in ServerStatus if status != ServerStatus.DELETING)
@@ -170,7 +217,7 @@ class Cloud:
 
     async def reboot_server(self, context: RequestContext, server_id: str) -> ServerView:
         """Mark the server REBOOTING and cast the reboot to its host."""
-        row = await self.store.get(server_id)
+        row = await self._server(context, server_id)
         changes = ServerChanges(status=ServerStatus.REBOOTING, expected_status=_LIVE)
         if row["host"] is None or not await self.store.update(server_id, changes):
             current = await self.store.get(server_id)
@@ -183,7 +230,7 @@ class Cloud:
 
     async def get_console_output(self, context: RequestContext, server_id: str) -> str:
         """Return the end of the server's console, from its host."""
-        row = await self.store.get(server_id)
+        row = await self._server(context, server_id)
         if row["host"] is None or row["status"] not in _LIVE:
             raise InvalidServerState(
                 f"server {server_id} is {row['status']}; it has a console once ACTIVE"
@@ -203,30 +250,37 @@ class Cloud:
         return VolumeView.model_validate(record.model_dump())
 
     async def list_volumes(self, context: RequestContext) -> list[VolumeView]:
-        """Return every volume."""
+        """Return every volume the context's project may see."""
         return [
             VolumeView.model_validate(record.model_dump())
             for record in await self.volume.list_volumes(context)
+            if _sees(context, record.project_id)
         ]
+
+    async def _volume(self, context: RequestContext, volume_id: str) -> VolumeRecord:
+        """Return the volume if the context's project may see it; else VolumeNotFound."""
+        record = await self.volume.get_volume(context, _volume_id(volume_id))
+        if not _sees(context, record.project_id):
+            raise VolumeNotFound(f"volume {shorten(volume_id)!r} does not exist")
+        return record
 
     async def get_volume(self, context: RequestContext, volume_id: str) -> VolumeView:
         """Return one volume; raises VolumeNotFound."""
-        record = await self.volume.get_volume(context, volume_id)
-        return VolumeView.model_validate(record.model_dump())
+        return VolumeView.model_validate((await self._volume(context, volume_id)).model_dump())
 
     async def delete_volume(self, context: RequestContext, volume_id: str) -> None:
         """Delete an available volume on its host; raises InvalidVolumeState when attached."""
-        await self.volume.delete_volume(context, await self.volume.get_volume(context, volume_id))
+        await self.volume.delete_volume(context, await self._volume(context, volume_id))
 
     async def attach_volume(
         self, context: RequestContext, volume_id: str, server_id: str
     ) -> VolumeView:
         """Attach the volume to an ACTIVE or SHUTOFF server, through the server's host."""
-        await self.volume.get_volume(context, volume_id)
+        await self._volume(context, volume_id)
         try:
-            row = await self.store.get(server_id)
+            row = await self._server(context, server_id)
         except ServerNotFound as exc:
-            raise InvalidInput(f"server {server_id!r} does not exist") from exc
+            raise InvalidInput(f"server {shorten(server_id)!r} does not exist") from exc
         if row["host"] is None or row["status"] not in _LIVE:
             raise InvalidServerState(
                 f"server {server_id} is {row['status']}; volumes attach to ACTIVE or SHUTOFF "
@@ -237,7 +291,7 @@ class Cloud:
 
     async def detach_volume(self, context: RequestContext, volume_id: str) -> VolumeView:
         """Detach the volume from the server that holds it, through the server's host."""
-        volume = await self.volume.get_volume(context, volume_id)
+        volume = await self._volume(context, volume_id)
         if volume.server_id is None or volume.attached_host is None:
             raise InvalidVolumeState(f"volume {volume_id} is {volume.status}; nothing to detach")
         await self.compute.detach_volume(context, volume.attached_host, volume.server_id, volume_id)
@@ -253,19 +307,24 @@ class Cloud:
         return NetworkView.model_validate(record.model_dump())
 
     async def list_networks(self, context: RequestContext) -> list[NetworkView]:
-        """Return every network."""
+        """Return every network the context's project may see (its own and the shared ones)."""
         return [
             NetworkView.model_validate(record.model_dump())
             for record in await self.network.list_networks(context)
+            if _sees(context, record.project_id, shared=True)
         ]
 
     async def get_network(self, context: RequestContext, network_id: str) -> NetworkView:
         """Return one network; raises NetworkNotFound."""
-        record = await self.network.get_network(context, network_id)
+        record = await self.network.get_network(context, _network_id(network_id))
+        if not _sees(context, record.project_id, shared=True):
+            raise NetworkNotFound(f"network {shorten(network_id)!r} does not exist")
         return NetworkView.model_validate(record.model_dump())
 
     async def list_services(self, context: RequestContext) -> list[ServiceView]:
-        """Return every service of the registry with its up/down state."""
+        """Return every service of the registry with its up/down state; admins only."""
+        if not context.is_admin:
+            raise Forbidden("only an admin may list the services; this token is not an admin's")
         return [
             ServiceView(
                 host=status.record.host,

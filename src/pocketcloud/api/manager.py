@@ -22,6 +22,7 @@ from pocketcloud.api.app import create_app
 from pocketcloud.api.cloud import Cloud
 from pocketcloud.api.rest import RestServer
 from pocketcloud.api.servers import ServerStore
+from pocketcloud.api.tokens import load_tokens
 from pocketcloud.compute.rpcapi import ComputeAPI
 from pocketcloud.manager import CloudManager, ManagerOptions
 from pocketcloud.network.rpcapi import NetworkAPI
@@ -78,7 +79,19 @@ class ApiManager(CloudManager):
             network=NetworkAPI(transport),
             settings=self.cloud_settings,
         )
-        self.app = create_app(self.cloud)
+        token_file = self.cloud_settings.api_token_file
+        tokens = load_tokens(token_file) if token_file is not None else None
+        if tokens is None:
+            LOG.warning(
+                "The REST API is open: no api_token_file is set, so every request is an admin's; "
+                "it listens on %s only",
+                self.cloud_settings.api_host,
+            )
+        else:
+            LOG.info("The REST API needs a token: %d known, from %s", len(tokens), token_file)
+        self.app = create_app(
+            self.cloud, max_body_size=self.cloud_settings.api_max_body_size, tokens=tokens
+        )
 
     async def post_start_hook(self) -> None:
         """Start serving the REST API, now that the service answers RPC."""

@@ -108,6 +108,7 @@ class ServerView(pydantic.BaseModel):
     disk_gb: int
     availability_zone: str | None
     network_id: str | None
+    project_id: str | None = pydantic.Field(description="The project that asked for it.")
     address: str | None
     power_state: PowerState
     fault: FaultView | None

@@ -15,6 +15,7 @@ from pocketcloud.api.tables import servers
 from pocketcloud.errors import ServerNotFound
 from pocketcloud.objects import PowerState, ServerChanges, ServerStatus
 from steward.db import Database, utcnow
+from steward.redact import shorten
 
 __all__ = ["ServerStore"]
 
@@ -33,8 +34,9 @@ class ServerStore:
         disk_gb: int,
         availability_zone: str | None,
         network_id: str | None,
+        project_id: str | None,
     ) -> sa.RowMapping:
-        """Record a new server, BUILDING, and return its row."""
+        """Record a new server of ``project_id``, BUILDING, and return its row."""
         server_id = str(uuid.uuid4())
         now = utcnow()
         async with self.db.session() as session:
@@ -47,6 +49,7 @@ class ServerStore:
                     disk_gb=disk_gb,
                     availability_zone=availability_zone,
                     network_id=network_id,
+                    project_id=project_id,
                     power_state=PowerState.NOSTATE,
                     created_at=now,
                     updated_at=now,
@@ -60,16 +63,18 @@ class ServerStore:
         async with self.db.session() as session:
             row = (await session.execute(query)).mappings().first()
         if row is None:
-            raise ServerNotFound(f"server {server_id!r} does not exist")
+            raise ServerNotFound(f"server {shorten(server_id)!r} does not exist")
         return row
 
-    async def list_all(self) -> list[sa.RowMapping]:
-        """Return every server that is not deleted, oldest first."""
+    async def list_all(self, *, project_id: str | None = None) -> list[sa.RowMapping]:
+        """Return every server that is not deleted (of ``project_id``, if given), oldest first."""
         query = (
             sa.select(servers)
             .where(servers.c.deleted == sa.false())
             .order_by(servers.c.created_at, servers.c.id)
         )
+        if project_id is not None:
+            query = query.where(servers.c.project_id == project_id)
         async with self.db.session() as session:
             return list((await session.execute(query)).mappings().all())
 

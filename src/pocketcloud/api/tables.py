@@ -32,4 +32,5 @@ servers = sa.Table(
     sa.Column("launched_at", sa.DateTime, nullable=True),
     sa.Column("deleted", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("deleted_at", sa.DateTime, nullable=True),
+    sa.Column("project_id", sa.String(255), nullable=True, index=True),
 )

@@ -110,12 +110,12 @@ class NetworkManager(CloudManager):
             try:
                 async with serialized_session(self.db, "networks") as session:
                     existing = await self._networks(session)
-                    record = self._new_record(name, network, vlan, existing)
+                    record = self._new_record(context, name, network, vlan, existing)
                     await session.execute(sa.insert(networks).values(**record.model_dump()))
             except IntegrityError as exc:
                 # Only a writer that skipped the lock gets here (the unique indexes on the VLAN
                 # and the VLAN bridge stop it): say what the network collides with.
-                self._new_record(name, network, vlan, await self._networks())
+                self._new_record(context, name, network, vlan, await self._networks())
                 raise NetworkConflict(
                     f"network {shorten(name)!r} ({cidr}) conflicts with one created meanwhile; "
                     "try again"
@@ -136,6 +136,7 @@ class NetworkManager(CloudManager):
 
     def _new_record(
         self,
+        context: RequestContext,
         name: str,
         network: ipaddress.IPv4Network,
         vlan: int | None,
@@ -145,10 +146,9 @@ class NetworkManager(CloudManager):
         for other in existing:
             if network.overlaps(ipaddress.ip_network(other.cidr)):
                 raise NetworkConflict(
-                    f"{network} overlaps network {shorten(other.name)!r} ({other.cidr}); "
-                    "choose another range"
+                    f"{network} overlaps {_shown(other, context, cidr=True)}; choose another range"
                 )
-        bridge, vlan = self._choose_layout(vlan, existing)
+        bridge, vlan = self._choose_layout(context, vlan, existing)
         return NetworkRecord(
             id=str(uuid.uuid4()),
             name=name,
@@ -158,10 +158,11 @@ class NetworkManager(CloudManager):
             vlan=vlan,
             manager=self.kind,
             created_at=utcnow(),
+            project_id=context.project_id,
         )
 
     def _choose_layout(
-        self, vlan: int | None, existing: list[NetworkRecord]
+        self, context: RequestContext, vlan: int | None, existing: list[NetworkRecord]
     ) -> tuple[str, int | None]:
         """Return the bridge and VLAN a new network gets; subclasses decide."""
         raise NotImplementedError
@@ -300,7 +301,7 @@ class FlatManager(NetworkManager):
     kind = "flat"
 
     def _choose_layout(
-        self, vlan: int | None, existing: list[NetworkRecord]
+        self, context: RequestContext, vlan: int | None, existing: list[NetworkRecord]
     ) -> tuple[str, int | None]:
         if vlan is not None:
             raise InvalidInput(
@@ -324,11 +325,11 @@ class VlanManager(NetworkManager):
     kind = "vlan"
 
     def _choose_layout(
-        self, vlan: int | None, existing: list[NetworkRecord]
+        self, context: RequestContext, vlan: int | None, existing: list[NetworkRecord]
     ) -> tuple[str, int | None]:
-        users = {record.vlan: record.name for record in existing if record.vlan is not None}
+        users = {record.vlan: record for record in existing if record.vlan is not None}
         # A flat network left by FlatManager holds its bridge too (br100 by default).
-        bridges = {record.bridge: record.name for record in existing}
+        bridges = {record.bridge: record for record in existing}
         if vlan is None:
             vlan = self.cloud_settings.vlan_start
             while vlan in users or f"br{vlan}" in bridges:
@@ -337,12 +338,12 @@ class VlanManager(NetworkManager):
                 raise NetworkConflict("every VLAN id from vlan_start to 4094 is taken")
         elif vlan in users:
             raise NetworkConflict(
-                f"VLAN {vlan} is taken by network {shorten(users[vlan])!r}; "
+                f"VLAN {vlan} is taken by {_shown(users[vlan], context)}; "
                 "choose another VLAN or leave it out"
             )
         elif (holder := bridges.get(f"br{vlan}")) is not None:
             raise NetworkConflict(
-                f"bridge br{vlan} of VLAN {vlan} is used by network {shorten(holder)!r}; "
+                f"bridge br{vlan} of VLAN {vlan} is used by {_shown(holder, context)}; "
                 "choose another VLAN or leave it out"
             )
         return f"br{vlan}", vlan
@@ -361,3 +362,14 @@ class VlanManager(NetworkManager):
 
 MANAGERS: dict[str, type[NetworkManager]] = {"flat": FlatManager, "vlan": VlanManager}
 """The network managers by the ``network_manager`` setting's value."""
+
+
+def _shown(other: NetworkRecord, context: RequestContext, *, cidr: bool = False) -> str:
+    """Name ``other`` (and its ``cidr``) in a conflict, unless it is another project's.
+
+    Another project's network is not the caller's to know of: neither its name nor its range.
+    An admin sees every network; networks with no project are shared by all.
+    """
+    if not (context.is_admin or other.project_id in {None, context.project_id}):
+        return "a network of another project"
+    return f"network {shorten(other.name)!r}" + (f" ({other.cidr})" if cidr else "")

@@ -30,6 +30,7 @@ networks = sa.Table(
     sa.Column("vlan", sa.Integer, nullable=True),
     sa.Column("manager", sa.String(16), nullable=False),
     sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("project_id", sa.String(255), nullable=True, index=True),  # None: shared by all
     sa.Index("uniq_networks0vlan", "vlan", unique=True),
     sa.Index(
         "uniq_networks0bridge",

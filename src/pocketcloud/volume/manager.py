@@ -89,6 +89,7 @@ class VolumeManager(CloudManager):
                     size_gb=size_gb,
                     host=self.host,
                     status=VolumeStatus.AVAILABLE,
+                    project_id=context.project_id,
                     created_at=now,
                     updated_at=now,
                 )

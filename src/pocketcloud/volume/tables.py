@@ -26,4 +26,5 @@ volumes = sa.Table(
     sa.Column("updated_at", sa.DateTime, nullable=False),
     sa.Column("deleted", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("deleted_at", sa.DateTime, nullable=True),
+    sa.Column("project_id", sa.String(255), nullable=True, index=True),
 )

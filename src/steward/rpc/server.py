@@ -283,7 +283,16 @@ class RPCServer:
             failure = wire.serialize_failure(exc)
         except Exception as exc:
             self.failed += 1
-            LOG.info("%s raised %s: %s", request.method, type(exc).__name__, exc, exc_info=True)
+            # An exception that says it is `rpc_expected` is part of the method's contract (a
+            # NotFound for an unknown id; oslo's @expected_exceptions): the caller gets it, so
+            # one line here, not a traceback per bad request.
+            LOG.info(
+                "%s raised %s: %s",
+                request.method,
+                type(exc).__name__,
+                shorten(str(exc), 300),  # it may quote the caller's input
+                exc_info=not getattr(exc, "rpc_expected", False),
+            )
             failure = wire.serialize_failure(exc)
         self._record(method, time.perf_counter() - started, failed=failure is not None)
         return result, failure

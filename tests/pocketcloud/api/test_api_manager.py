@@ -22,7 +22,12 @@ from steward.testing import FakeClock
 
 async def _stuck_server(cloud: AllInOne, *, age: datetime.timedelta) -> str:
     row = await cloud.api.store.create(
-        name="stuck", ram_mb=64, disk_gb=0, availability_zone=None, network_id=None
+        name="stuck",
+        ram_mb=64,
+        disk_gb=0,
+        availability_zone=None,
+        network_id=None,
+        project_id=None,
     )
     async with cloud.db.session() as session:
         await session.execute(

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime
+import logging
 from typing import Any
 
 import httpx
@@ -9,6 +10,7 @@ from tests.pocketcloud.flows import boot, create_network, wait_for_status
 
 from pocketcloud.allinone import AllInOne
 from pocketcloud.api.app import REQUEST_ID_HEADER
+from steward.context import RequestContextFilter
 
 
 def _error(response: httpx.Response, status: int) -> dict[str, Any]:
@@ -288,3 +290,75 @@ async def test_an_unexpected_error_is_a_500_without_internals(
     error = _error(await client.get("/v1/servers"), 500)
     assert error["type"] == "InternalError"
     assert "secret" not in error["message"]
+
+
+def _records_since(caplog: pytest.LogCaptureFixture, start: int) -> list[logging.LogRecord]:
+    return caplog.records[start:]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status"),
+    [
+        pytest.param("GET", "/v1/volumes/nope", None, 404, id="volume-404"),
+        pytest.param("GET", "/v1/networks/nope", None, 404, id="network-404"),
+        pytest.param("GET", "/v1/servers/nope", None, 404, id="server-404"),
+        pytest.param(
+            "POST", "/v1/networks", {"name": "n", "cidr": "10.0.0.0/8"}, 400, id="network-400"
+        ),
+        pytest.param(
+            "POST", "/v1/servers", {"name": "vm", "network_id": "x"}, 400, id="server-400"
+        ),
+    ],
+)
+async def test_a_client_error_is_logged_in_one_line_without_a_traceback(
+    client: httpx.AsyncClient,
+    caplog: pytest.LogCaptureFixture,
+    method: str,
+    path: str,
+    body: object,
+    status: int,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    start = len(caplog.records)
+    response = await client.request(method, path, json=body)
+    assert response.status_code == status
+    records = _records_since(caplog, start)
+    assert [r.getMessage() for r in records if r.exc_info or r.exc_text] == []
+    assert all("\n" not in r.getMessage() for r in records)
+    assert all(r.levelno <= logging.INFO for r in records)
+
+
+async def test_a_409_from_another_service_is_logged_in_one_line_without_a_traceback(
+    cloud: AllInOne, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    await create_network(client)
+    start = len(caplog.records)
+    response = await client.post("/v1/networks", json={"name": "b", "cidr": "10.0.0.128/25"})
+    assert response.status_code == 409
+    records = _records_since(caplog, start)
+    assert [r.getMessage() for r in records if r.exc_info or r.exc_text] == []
+    failures = [r.getMessage() for r in records if "NetworkConflict" in r.getMessage()]
+    assert len(failures) == 1, failures
+
+
+async def test_an_unexpected_error_is_logged_with_its_traceback(
+    cloud: AllInOne,
+    client: httpx.AsyncClient,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def broken(*args: object) -> None:
+        raise RuntimeError("secret internals")
+
+    assert cloud.api.cloud is not None
+    monkeypatch.setattr(cloud.api.cloud, "list_volumes", broken)
+    caplog.handler.addFilter(RequestContextFilter())
+    response = await client.get("/v1/volumes")
+    assert response.status_code == 500
+    logged = [r for r in caplog.records if r.exc_info]
+    assert len(logged) == 1
+    assert logged[0].levelno == logging.ERROR
+    assert logged[0].exc_info is not None
+    assert isinstance(logged[0].exc_info[1], RuntimeError)
+    assert getattr(logged[0], "request_id", None) == response.headers[REQUEST_ID_HEADER]

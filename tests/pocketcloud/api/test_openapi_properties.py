@@ -41,6 +41,7 @@ from pocketcloud import config as cloud_config
 from pocketcloud.allinone import AllInOne
 from pocketcloud.api.app import create_app
 from pocketcloud.api.cloud import Cloud
+from pocketcloud.config import load_cloud_settings
 from steward import config
 from steward.testing import FakeClock
 
@@ -52,7 +53,7 @@ MAX_EXAMPLES = 30
 """Generated requests per operation, on top of schemathesis' coverage cases: ~15 s in all."""
 
 # The schema does not depend on the cloud behind the routes: this app only describes itself.
-_APP = create_app(typing.cast("Cloud", None))
+_APP = create_app(typing.cast("Cloud", None), max_body_size=load_cloud_settings().api_max_body_size)
 schema = schemathesis.openapi.from_dict(_APP.openapi())
 
 
