@@ -201,7 +201,9 @@ class Cloud:
         changes = ServerChanges(status=ServerStatus.DELETING, expected_status=others)
         if not await self.store.update(server_id, changes):
             return  # deleted or being deleted by a concurrent request
-        host = row["host"]
+        # The host as of DELETING, not as first read: a build may have reported its host (and
+        # ACTIVE) in between, and a host reporting later sees DELETING and undoes its own work.
+        host = (await self.store.get(server_id))["host"]
         if host is not None and await self._compute_is_up(host):
             await self.compute.terminate_instance(context, host, server_id)
             return

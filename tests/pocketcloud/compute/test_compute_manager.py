@@ -264,3 +264,38 @@ async def test_a_request_delivered_again_for_a_server_deleted_meanwhile_removes_
     assert driver.instances == {}
     assert await _allocations(cloud) == []
     assert (await client.get(f"/v1/servers/{server['id']}")).json()["status"] == "ERROR"
+
+
+async def test_a_delete_that_read_the_server_before_its_host_reported_still_removes_it(
+    cloud: AllInOne, client: httpx.AsyncClient
+) -> None:
+    # The interleaving that left a guest running: the delete reads the server before its host is
+    # recorded, the build then finishes (ACTIVE on its host), and only then does the delete mark
+    # it DELETING. The read is made stale on purpose: the row as it was before the scheduler
+    # recorded the host.
+    gate = _GatedSpawns(cloud)
+    server = await boot(client)
+    await gate.wait_entered(1)
+    cloud_api = cloud.api.cloud
+    assert cloud_api is not None
+    read = cloud_api._server
+
+    async def stale_read_then_the_build_finishes(context: Any, server_id: str) -> Any:
+        del cloud_api._server  # this read only: the GETs below read as usual
+        row = dict(await read(context, server_id))
+        assert row["status"] == ServerStatus.BUILDING
+        row["host"] = None
+        gate.gate.set()
+        await wait_for_status(client, server_id, "ACTIVE")
+        return row
+
+    cloud_api._server = stale_read_then_the_build_finishes  # type: ignore[method-assign]
+    assert (await client.delete(f"/v1/servers/{server['id']}")).status_code == 204
+
+    async def nothing_left() -> bool:
+        running = any(server["id"] in _compute(cloud, c.host)[1].instances for c in cloud.computes)
+        return not running and not await _allocations(cloud)
+
+    async with asyncio.timeout(DEADLINE):
+        while not await nothing_left():  # noqa: ASYNC110 - the drivers have no event
+            await asyncio.sleep(0.005)
