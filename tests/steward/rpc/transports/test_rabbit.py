@@ -887,10 +887,11 @@ async def test_calls_work_again_after_a_broker_restart(
         await asyncio.to_thread(rabbitmqctl, "start_app")
         await asyncio.to_thread(rabbitmqctl, "await_startup")
     # Queues, bindings, exchanges and consumers are declared again by the transports; a request
-    # sent before the server's queues are back is dropped by the broker, so try until one lands.
+    # sent before the server's queues are back is returned by the broker (MessageUndeliverable),
+    # or lost with a connection that is not up yet (a timeout), so try until one lands.
     async with asyncio.timeout(120):
         while True:
-            with contextlib.suppress(MessagingTimeout):
+            with contextlib.suppress(MessagingTimeout, MessageUndeliverable):
                 assert await client.call(context, "echo", value="after") == "after"
                 break
     await client.prepare(fanout=True).cast(context, "note", value="fanout after")
