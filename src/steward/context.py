@@ -181,9 +181,8 @@ class RequestContext:
         Keys it does not know land in :attr:`extra`.
         """
         remaining = dict(values)
-        known = {field.name for field in dataclasses.fields(cls)} - {"extra"}
         kwargs: dict[str, typing.Any] = {}
-        for name in known:
+        for name in _field_names(cls):
             if name in remaining:
                 kwargs[name] = remaining.pop(name)
         for alias, name in _OSLO_ALIASES.items():
@@ -210,6 +209,18 @@ class RequestContext:
             read_deleted=read_deleted or self.read_deleted,
             extra=dict(self.extra),
         )
+
+
+_FIELD_NAMES: dict[type[RequestContext], tuple[str, ...]] = {}
+
+
+def _field_names(cls: type[RequestContext]) -> tuple[str, ...]:
+    """Return the fields ``from_dict`` fills by name (once per class: it runs per request)."""
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        fields = dataclasses.fields(cls)
+        names = _FIELD_NAMES[cls] = tuple(field.name for field in fields if field.name != "extra")
+    return names
 
 
 def _parse_timestamp(value: object) -> datetime.datetime:
