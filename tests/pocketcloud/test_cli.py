@@ -159,9 +159,14 @@ async def test_bad_options_are_one_line_errors(tmp_path: Path) -> None:
     assert "Traceback" not in err.decode()
 
 
-async def test_up_on_a_broker_with_its_api_port_taken_fails_at_once_saying_so(
-    tmp_path: Path, rabbit_url: str
+@pytest.mark.parametrize("where", ["one-process", "on-a-broker"])
+async def test_up_with_its_api_port_taken_fails_at_once_in_one_line(
+    tmp_path: Path, where: str, request: pytest.FixtureRequest
 ) -> None:
+    if where == "one-process":
+        options = ["--compute-driver", "fake"]
+    else:
+        options = ["--transport-url", request.getfixturevalue("rabbit_url")]
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -173,37 +178,7 @@ async def test_up_on_a_broker_with_its_api_port_taken_fails_at_once_saying_so(
             str(tmp_path),
             "--api-port",
             str(port),
-            "--transport-url",
-            rabbit_url,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=_environment(),
-        )
-        async with asyncio.timeout(DEADLINE):
-            out, err = await process.communicate()
-    assert process.returncode == 1
-    assert f"the REST API cannot listen on 127.0.0.1:{port}: Address already in use" in err.decode()
-    assert "Traceback" not in err.decode()
-    assert out == b""
-    assert not (tmp_path / "pocketcloud.db").exists()  # nothing was started or written
-
-
-async def test_up_in_one_process_with_its_api_port_taken_fails_at_once_saying_so(
-    tmp_path: Path,
-) -> None:
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        process = await asyncio.create_subprocess_exec(
-            *COMMAND,
-            "up",
-            "--data-dir",
-            str(tmp_path),
-            "--api-port",
-            str(port),
-            "--compute-driver",
-            "fake",
+            *options,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             env=_environment(),

@@ -267,34 +267,8 @@ async def test_a_compute_stopped_mid_boot_finishes_the_boot_when_it_comes_back(
 async def test_pocketcloud_up_runs_one_process_per_service_on_rabbitmq_and_postgresql(
     tmp_path: Path, fresh_rabbit_url: str, postgres_url: str
 ) -> None:
-    up = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "pocketcloud",
-        "up",
-        "--demo",
-        "--demo-exit",
-        "--api-port",
-        "0",
-        "--data-dir",
-        str(tmp_path / "data"),
-        "--transport-url",
-        fresh_rabbit_url,
-        "--database-url",
-        postgres_url,
-        env={**os.environ, "COLUMNS": "200"},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        async with asyncio.timeout(GUARD * 2):
-            stdout, stderr = await up.communicate()
-    finally:
-        if up.returncode is None:  # SIGINT stops it and its services, as Ctrl-C would
-            up.send_signal(signal.SIGINT)
-            await up.wait()
-    output = stdout.decode()
-    assert up.returncode == 0, output + stderr.decode()
+    code, output = await _up_demo(tmp_path, fresh_rabbit_url, postgres_url)
+    assert code == 0, output
     assert "6 service processes on amqp://guest:***@127.0.0.1:5672/" in output
     assert "guest:guest" not in output
     assert output.count("ACTIVE") == 3, output
