@@ -12,15 +12,29 @@ import asyncio
 import contextvars
 import functools
 import inspect
+import typing
 from collections.abc import Callable
 from concurrent.futures import Executor
 
-__all__ = ["call_sync_or_async", "is_async_callable"]
+__all__ = ["call_sync_or_async", "in_thread", "is_async_callable"]
 
 
 def is_async_callable(fn: Callable[..., object]) -> bool:
     """Return whether calling ``fn`` gives a coroutine (it sees through ``functools.partial``)."""
     return inspect.iscoroutinefunction(fn)
+
+
+def in_thread(
+    executor: Executor | None, fn: Callable[..., object], /, *args: object, **kwargs: object
+) -> asyncio.Future[typing.Any]:
+    """Run ``fn(*args, **kwargs)`` in ``executor`` with the caller's contextvars copied in.
+
+    Returns the loop's future of the call (``executor`` None: the loop's default executor), as
+    :meth:`asyncio.loop.run_in_executor` does; the one place a plain ``def`` of user code goes to
+    a thread, so each sees the current :class:`~steward.context.RequestContext`.
+    """
+    call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
+    return asyncio.get_running_loop().run_in_executor(executor, call)
 
 
 async def call_sync_or_async(
@@ -38,9 +52,7 @@ async def call_sync_or_async(
         result = fn(*args)
         assert inspect.isawaitable(result)  # noqa: S101 - guaranteed by is_async_callable
         return await result
-    loop = asyncio.get_running_loop()
-    call = functools.partial(contextvars.copy_context().run, fn, *args)
-    result = await loop.run_in_executor(executor, call)
+    result = await in_thread(executor, fn, *args)
     if inspect.isawaitable(result):  # a plain def that hands back a coroutine
         return await result
     return result

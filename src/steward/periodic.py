@@ -30,9 +30,7 @@ method removes it.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import dataclasses
-import functools
 import heapq
 import inspect
 import logging
@@ -44,7 +42,7 @@ from concurrent.futures import Executor
 
 from opentelemetry.trace import SpanKind
 
-from steward._aio import is_async_callable
+from steward._aio import in_thread, is_async_callable
 from steward.clock import Clock, SystemClock
 from steward.context import RequestContext, bind
 from steward.errors import InvalidPeriodicTaskArg, PeriodicTaskError
@@ -412,10 +410,8 @@ class PeriodicScheduler:
             stats.last_duration = self.clock.monotonic() - started
 
     async def _run_in_thread(self, entry: _Entry, context: RequestContext) -> None:
-        loop = asyncio.get_running_loop()
-        call = functools.partial(contextvars.copy_context().run, entry.fn, context)
         try:
-            future = loop.run_in_executor(self.executor, call)
+            future = in_thread(self.executor, entry.fn, context)
         except BaseException:
             entry.stats.running = False  # never started: no thread will clear it
             raise

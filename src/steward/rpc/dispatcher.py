@@ -24,10 +24,7 @@ runs. ``async def`` methods run on the loop, plain ``def`` ones in the executor.
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 import dataclasses
-import functools
 import inspect
 import logging
 import types
@@ -37,6 +34,7 @@ from concurrent.futures import Executor
 
 import pydantic
 
+from steward._aio import in_thread
 from steward.context import RequestContext, bind
 from steward.errors import InvalidArguments, NoSuchMethod, UnsupportedVersion
 from steward.redact import shorten
@@ -176,11 +174,7 @@ class Dispatcher:
             if method.is_async:
                 result = await typing.cast("typing.Awaitable[object]", method.fn(context, **kwargs))
             else:
-                loop = asyncio.get_running_loop()
-                call = functools.partial(
-                    contextvars.copy_context().run, method.fn, context, **kwargs
-                )
-                result = await loop.run_in_executor(self.executor, call)
+                result = await in_thread(self.executor, method.fn, context, **kwargs)
         return self.serializer.serialize_entity(context, result)
 
 
