@@ -50,6 +50,10 @@ __all__ = ["BaseRPCAPI", "Service"]
 
 LOG = logging.getLogger(__name__)
 
+# How long a stopping service tries to mark itself stopped in the registry before it goes on
+# stopping (its record then goes down the nova way, once its heartbeats are old).
+_STOPPED_REPORT_SECONDS = 5.0
+
 
 class BaseRPCAPI:
     """The endpoint every service has beside its manager (nova's ``BaseRPCAPI``)."""
@@ -338,7 +342,9 @@ class Service:
         if self.service_ref is None:
             return
         try:
-            await self.registry.stopped(self.service_ref)
+            # Bounded: a registry that does not answer must not eat the requests' grace period.
+            async with asyncio.timeout(_STOPPED_REPORT_SECONDS):
+                await self.registry.stopped(self.service_ref)
         except Exception:
             # The registry may be what failed; the service stops all the same, and its record
             # goes down once its heartbeats are service_down_time old.

@@ -44,7 +44,7 @@ from pocketcloud.api.schemas import (
 from pocketcloud.api.tokens import AUTH_HEADER, Identity, Tokens
 from pocketcloud.errors import PocketcloudError
 from steward.context import RequestContext, bind, generate_request_id
-from steward.errors import MessagingTimeout
+from steward.errors import MessageUndeliverable, MessagingTimeout
 from steward.redact import shorten
 
 __all__ = ["REQUEST_ID_HEADER", "create_app"]
@@ -247,6 +247,11 @@ def _install_error_handlers(app: FastAPI, tokens: Tokens | None) -> None:
         if exc.status_code == status.HTTP_405_METHOD_NOT_ALLOWED:
             headers["Allow"] = _allowed_methods(request)
         return _error(exc.status_code, "HTTPError", str(exc.detail), request, headers=headers)
+
+    @app.exception_handler(MessageUndeliverable)
+    async def undeliverable(request: Request, exc: MessageUndeliverable) -> JSONResponse:
+        LOG.warning("%s %s: %s", request.method, shorten(request.url.path), exc)
+        return _error(503, "ServiceUnavailable", f"a service is not running: {exc}", request)
 
     @app.exception_handler(MessagingTimeout)
     async def timeout(request: Request, exc: MessagingTimeout) -> JSONResponse:

@@ -53,6 +53,7 @@ from pocketcloud.rpc import binary_of
 from pocketcloud.scheduler.rpcapi import SchedulerAPI
 from pocketcloud.volume.rpcapi import VolumeAPI
 from steward.context import RequestContext
+from steward.errors import MessageUndeliverable
 from steward.redact import shorten
 from steward.registry import Registry
 
@@ -204,18 +205,29 @@ class Cloud:
         # The host as of DELETING, not as first read: a build may have reported its host (and
         # ACTIVE) in between, and a host reporting later sees DELETING and undoes its own work.
         host = (await self.store.get(server_id))["host"]
-        if host is not None and await self._compute_is_up(host):
-            await self.compute.terminate_instance(context, host, server_id)
-            return
+        # A host that is up, or that stopped gracefully (it comes back: a restart, an upgrade),
+        # gets the delete on its queue and removes the guest; only a dead host's server, or one
+        # whose host has no queue at all, is deleted here (its guest, if any, is left behind).
+        if host is not None and await self._compute_may_come_back(host):
+            try:
+                await self.compute.terminate_instance(context, host, server_id)
+            except MessageUndeliverable:
+                LOG.info("Nothing consumes compute.%s; deleting server %s here", host, server_id)
+            else:
+                return
         LOG.info("Deleting server %s here: its host %s is not up", server_id, host)
         if host is not None:
             await self.network.deallocate_for_instance(context, server_id)
             await self.scheduler.release_allocation(context, server_id)
         await self.store.mark_deleted(server_id)
 
-    async def _compute_is_up(self, host: str) -> bool:
+    async def _compute_may_come_back(self, host: str) -> bool:
+        """Whether ``host``'s compute service is up, or stopped gracefully (not dead or forced)."""
         record = await self.registry.get(host, binary_of("compute"))
-        return record is not None and await self.registry.is_up(record)
+        if record is None:
+            return False
+        stopped = record.stopped_at is not None and not record.forced_down
+        return stopped or await self.registry.is_up(record)
 
     async def reboot_server(self, context: RequestContext, server_id: str) -> ServerView:
         """Mark the server REBOOTING and cast the reboot to its host."""
@@ -227,7 +239,13 @@ class Cloud:
                 f"server {server_id} is {current['status']}; only an ACTIVE or SHUTOFF server "
                 "can be rebooted"
             )
-        await self.compute.reboot_instance(context, row["host"], server_id)
+        try:
+            await self.compute.reboot_instance(context, row["host"], server_id)
+        except MessageUndeliverable:
+            # Nothing will reboot it: give the server its status back, and say why (503).
+            back = ServerChanges(status=row["status"], expected_status=(ServerStatus.REBOOTING,))
+            await self.store.update(server_id, back)
+            raise
         return server_view(await self.store.get(server_id))
 
     async def get_console_output(self, context: RequestContext, server_id: str) -> str:

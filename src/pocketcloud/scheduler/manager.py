@@ -39,6 +39,7 @@ from pocketcloud.scheduler.tables import allocations
 from pocketcloud.scheduler.weights import weigh_hosts
 from steward.context import RequestContext
 from steward.db import utcnow
+from steward.errors import MessageUndeliverable
 from steward.registry import Registry
 from steward.rpc import Target
 
@@ -154,7 +155,14 @@ class SchedulerManager(CloudManager):
             LOG.info("Server %s is no longer building; not building it", spec.server_id)
             await self.release_allocation(context, spec.server_id)
             return
-        await compute.build_and_run_instance(context, destination.host, instance)
+        try:
+            await compute.build_and_run_instance(context, destination.host, instance)
+        except MessageUndeliverable as exc:
+            # The chosen host's queue does not exist (it registered but never consumed): the
+            # build goes nowhere, so it fails here and gives its claim back.
+            LOG.warning("Cannot build server %s on %s: %s", spec.server_id, destination.host, exc)
+            await self.release_allocation(context, spec.server_id)
+            await self._fail(context, spec.server_id, f"{destination.host} is not running: {exc}")
 
     async def _fail(self, context: RequestContext, server_id: str, fault: str) -> None:
         servers, _ = self._clients()

@@ -299,3 +299,59 @@ async def test_a_delete_that_read_the_server_before_its_host_reported_still_remo
     async with asyncio.timeout(DEADLINE):
         while not await nothing_left():  # noqa: ASYNC110 - the drivers have no event
             await asyncio.sleep(0.005)
+
+
+async def test_a_server_on_a_host_that_stopped_gracefully_is_deleted_by_that_host_not_here(
+    cloud: AllInOne, client: httpx.AsyncClient
+) -> None:
+    # A graceful stop marks the compute service down at once; a delete then must not take the
+    # server for lost (a local delete leaves its guest running when the host comes back): the
+    # terminate request goes to the host's queue, and the host (here still consuming, as it will
+    # when it is back) removes the guest.
+    server = await wait_for_status(client, (await boot(client))["id"], "ACTIVE")
+    host = server["host"]
+    record = await cloud.registry.get(host, "pocketcloud-compute")
+    assert record is not None
+    await cloud.registry.stopped(record)  # what the host's graceful stop wrote
+    record = await cloud.registry.get(host, "pocketcloud-compute")
+    assert record is not None
+    assert not await cloud.registry.is_up(record)
+    assert (await client.delete(f"/v1/servers/{server['id']}")).status_code == 204
+
+    async def removed_by_its_host() -> bool:
+        gone = (await client.get(f"/v1/servers/{server['id']}")).status_code == 404
+        guest = server["id"] in _compute(cloud, host)[1].instances
+        return gone and not guest and not await _allocations(cloud)
+
+    async with asyncio.timeout(DEADLINE):
+        while not await removed_by_its_host():  # noqa: ASYNC110 - the drivers have no event
+            await asyncio.sleep(0.005)
+
+
+async def _on_a_host_without_a_queue(cloud: AllInOne, client: httpx.AsyncClient) -> str:
+    """Boot a server, then move it to host 'ghost': registered and up, but consuming nothing."""
+    server = await wait_for_status(client, (await boot(client))["id"], "ACTIVE")
+    ghost = await cloud.registry.create_or_update("ghost", "pocketcloud-compute", "compute")
+    await cloud.registry.heartbeat(ghost)
+    assert cloud.api.cloud is not None
+    await cloud.api.cloud.store.update(server["id"], ServerChanges(host="ghost"))
+    return str(server["id"])
+
+
+async def test_a_reboot_nothing_can_take_is_a_503_and_the_server_keeps_its_status(
+    cloud: AllInOne, client: httpx.AsyncClient
+) -> None:
+    server_id = await _on_a_host_without_a_queue(cloud, client)
+    response = await client.post(f"/v1/servers/{server_id}/reboot")
+    assert response.status_code == 503, response.text
+    assert "no server listens on 'compute.ghost'" in response.json()["error"]["message"]
+    assert (await client.get(f"/v1/servers/{server_id}")).json()["status"] == "ACTIVE"
+
+
+async def test_a_delete_nothing_can_take_is_done_here(
+    cloud: AllInOne, client: httpx.AsyncClient
+) -> None:
+    server_id = await _on_a_host_without_a_queue(cloud, client)
+    assert (await client.delete(f"/v1/servers/{server_id}")).status_code == 204
+    assert (await client.get(f"/v1/servers/{server_id}")).status_code == 404
+    assert server_id not in await _allocations(cloud)
