@@ -29,6 +29,7 @@ import orjson
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from steward.config import Settings, load_settings, set_settings
 from steward.errors import ConfigError, MessagingTimeout
@@ -128,7 +129,8 @@ def _errors_are_one_line(command: Callable[P, None]) -> Callable[P, None]:
                 raise
             code = 2 if isinstance(exc, ConfigError | ValueError | TypeError) else 1
             message = mask_text(f"{type(exc).__name__}: {exc}")
-            _stderr.print(f"[red]error:[/red] {message}", highlight=False)
+            # The message is text, never markup: a remote error or a name may hold "[/x]".
+            _stderr.print(Text.assemble(("error:", "red"), " ", message), highlight=False)
             raise typer.Exit(code=code) from exc
 
     return wrapper

@@ -149,3 +149,11 @@ def test_call_and_cast_to_an_unreachable_broker_end_with_one_line(command: str) 
     assert "127.0.0.1:1" in output
     assert "hunter2" not in output
     assert "Traceback" not in output
+
+
+def test_an_error_holding_markup_is_printed_as_it_is() -> None:
+    code, output = invoke(
+        "--set", "transport_url=amqp://127.0.0.1/", "call", "t", "m", "--arg", "[/x]"
+    )  # fmt: skip
+    assert code == 2
+    assert output == "error: ValueError: --arg expects KEY=VALUE, got '[/x]'\n"

@@ -262,7 +262,7 @@ class MemoryTransport:
         key = f"{target.topic}.{target.server}" if target.server else str(target.topic)
         queue = broker.queues.get(key)
         if queue is None:
-            raise MessageUndeliverable(f"{key!r} on {self._url}")
+            raise MessageUndeliverable(f"{key!r} on {self.url}")
         queue.put(_Message(body, expires))
 
     async def send_reply(self, reply_to: str, body: bytes) -> None:

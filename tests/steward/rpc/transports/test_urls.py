@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from steward.config import load_settings
-from steward.errors import InvalidTransportURL
+from steward.errors import InvalidTransportURL, MessageUndeliverable
 from steward.rpc import RPCServer, Target, get_transport
 
 # Anything but ", ? #", which must be percent-encoded in a password (a "," starts the next host).
@@ -109,3 +109,14 @@ def test_get_transport_never_shows_the_secret_of_any_url(case: tuple[str, str]) 
         shown += [transport.url, repr(transport)]
     for text in shown:
         assert secret not in text
+
+
+async def test_an_undeliverable_request_on_memory_names_the_bus_with_its_secret_masked() -> None:
+    transport = get_transport("memory://s3cr3t@lab")
+    try:
+        with pytest.raises(MessageUndeliverable) as raised:
+            await transport.send(Target("nobody"), b"{}")
+    finally:
+        await transport.close()
+    assert "s3cr3t" not in str(raised.value)
+    assert "memory://***@lab" in str(raised.value)
