@@ -208,6 +208,7 @@ class Connection:
         self._connecting: asyncio.Task[Client] | None = None
         self._up = asyncio.Event()
         self._stream_ready = False
+        self._consumers_seen: set[str] = set()
         self._reconnect_callbacks: set[Callable[[], None]] = set()
         self._closed = False
 
@@ -287,6 +288,7 @@ class Connection:
 
     async def _on_reconnected(self) -> None:
         LOG.info("Reconnected to NATS server %s", _where(self._client))
+        self._consumers_seen.clear()
         self._up.set()
         for callback in list(self._reconnect_callbacks):
             callback()
@@ -302,6 +304,7 @@ class Connection:
     def stream_lost(self) -> None:
         """Note that the stream is missing (deleted, or lost with a memory-only server)."""
         self._stream_ready = False
+        self._consumers_seen.clear()
 
     async def _ensure_stream(self, js: JetStreamContext) -> None:
         name, subjects = self.url.namespace, stream_subjects(self.url.namespace)
@@ -358,12 +361,19 @@ class Connection:
         return js
 
     async def has_consumer(self, name: str) -> bool:
-        """Return whether durable consumer ``name`` exists on the stream."""
+        """Return whether durable consumer ``name`` exists on the stream.
+
+        A consumer found is remembered until the stream is lost or the connection is made
+        again (a server restarted without its JetStream store forgets consumers too).
+        """
+        if name in self._consumers_seen:
+            return True
         js = await self.jetstream()
         try:
             await js.consumer_info(self.url.namespace, name)
         except NotFoundError:
             return False
+        self._consumers_seen.add(name)
         return True
 
     async def close(self) -> None:

@@ -287,9 +287,10 @@ class Publisher:
         self._connector = connector
         self._confirm = confirm
         self._on_return = on_return
-        # Bodies of confirmed mandatory messages the broker returned, until their publish sees
-        # the confirmation that follows (request bodies are unique: each has its _unique_id).
-        self._returned: set[bytes] = set()
+        # Confirmed mandatory publishes waiting for their confirmation: body -> whether the
+        # broker returned it (request bodies are unique: each has its _unique_id). Only bodies
+        # someone waits for are kept, so a late return of a cancelled publish keeps nothing.
+        self._returns: dict[bytes, bool] = {}
         self._channel: aiormq.Channel | None = None
         self._opening = asyncio.Lock()
         # With confirms, delivery tags are counted in the order messages reach the writer.
@@ -315,15 +316,38 @@ class Publisher:
         """
         exchange = destination.exchange if isinstance(destination, Queue) else destination
         name = exchange.name if exchange is not None else ""
+        # A confirmed mandatory publish learns of its return before its confirmation.
+        watch = self._confirm and mandatory
+        try:
+            await self._publish_until_taken(
+                destination, name, routing_key, body, properties, mandatory=mandatory, watch=watch
+            )
+        finally:
+            if watch:
+                self._returns.pop(body, None)
+
+    async def _publish_until_taken(
+        self,
+        destination: Exchange | Queue | None,
+        name: str,
+        routing_key: str,
+        body: bytes,
+        properties: Basic.Properties,
+        *,
+        mandatory: bool,
+        watch: bool,
+    ) -> None:
+        """Publish, again after a lost connection or channel, until the broker has it."""
         failures = 0
         while True:
             try:
                 channel = await self._open(destination)
                 frames = _frames(channel, name, routing_key, body, properties, mandatory=mandatory)
                 if self._confirm:
+                    if watch:
+                        self._returns[body] = False
                     await self._publish_confirmed(channel, frames)
-                    if mandatory and body in self._returned:
-                        self._returned.discard(body)
+                    if watch and self._returns[body]:
                         raise MessageUndeliverable(f"routing key {routing_key!r} ({name!r})")
                 else:
                     await _write(channel, frames)
@@ -343,7 +367,8 @@ class Publisher:
 
     def _record_return(self, frame: Basic.Return, body: bytes) -> None:
         del frame  # the body says which publish it was
-        self._returned.add(body)
+        if body in self._returns:
+            self._returns[body] = True
 
     async def _publish_confirmed(self, channel: aiormq.Channel, frames: list[typing.Any]) -> None:
         async with self._ordering:
@@ -385,7 +410,6 @@ class Publisher:
                     "aiormq.Channel", await connection.channel(publisher_confirms=self._confirm)
                 )
                 if self._confirm:
-                    self._returned.clear()  # what a lost channel returned, nobody waits for
                     _report_returns(channel, self._record_return)
                 elif self._on_return is not None:
                     _report_returns(channel, self._on_return)

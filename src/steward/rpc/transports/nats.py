@@ -144,8 +144,6 @@ class NatsTransport:
         self._bounce: Subscription | None = None
         self._bounce_lock = asyncio.Lock()
         self._cast_bounces: dict[str, asyncio.Future[None]] = {}
-        # JetStream subjects whose consumer is known to exist (a cast there has a taker).
-        self._consumed: set[str] = set()
         self._notification_consumers: set[str] = set()
         self._listeners: set[Listener] = set()
         self._closed = False
@@ -202,8 +200,7 @@ class NatsTransport:
         if target.fanout:  # every server listening now; none is not an error
             await self._publish(subject, body, headers, flush=confirm)
         elif confirm and self.jetstream:
-            await self._require_consumer(subject)
-            await self._publish_to_stream(subject, body, headers)
+            await self._publish_to_stream(subject, body, headers, consumed=True)
         elif confirm:
             await self._publish_cast(subject, body, headers)
         else:
@@ -243,9 +240,13 @@ class NatsTransport:
         try:
             await self._publish(subject, body, headers, flush=True, reply=reply)
             # The server answers a publish before the flush's PONG, so its status (if any) has
-            # arrived by now, buffered for the subscription's callback task: yield until that
-            # task has taken what is buffered (nats-py offers no event for it).
-            while self._bounce is not None and self._bounce.pending_msgs:  # noqa: ASYNC110
+            # arrived by now, buffered for the subscription's callback task: give that task the
+            # turns to take what is buffered (nats-py offers no event for it). Bounded by what
+            # was buffered now: whatever arrives later cannot be this cast's verdict.
+            buffered = self._bounce.pending_msgs if self._bounce is not None else 0
+            for _ in range(buffered + 1):
+                if self._bounce is None or not self._bounce.pending_msgs:
+                    break
                 await asyncio.sleep(0)
             if bounced.done():
                 raise MessageUndeliverable(f"subject {subject!r}")
@@ -258,11 +259,8 @@ class NatsTransport:
         A stream with interest retention keeps a message only for the consumers that exist:
         a cast to a subject no server ever consumed would be acknowledged and dropped.
         """
-        if subject in self._consumed:
-            return
         if not await self.connection.has_consumer(self.subjects.consumer(subject)):
             raise MessageUndeliverable(f"subject {subject!r}")
-        self._consumed.add(subject)
 
     async def _publish(
         self,
@@ -289,12 +287,24 @@ class NatsTransport:
             ) from exc
 
     async def _publish_to_stream(
-        self, subject: str, body: bytes, headers: dict[str, str] | None
+        self,
+        subject: str,
+        body: bytes,
+        headers: dict[str, str] | None,
+        *,
+        consumed: bool = False,
     ) -> None:
+        """Publish into the stream; with ``consumed``, only where a consumer will take it.
+
+        The consumer is checked before each attempt: a stream made again after it was lost has
+        none until the servers make theirs again, and would drop the message unseen.
+        """
         headers = {**(headers or {}), "Nats-Msg-Id": uuid.uuid4().hex}
         failure: Exception | None = None
         for _ in range(_PUBLISH_ATTEMPTS):
             js = await self.connection.jetstream()
+            if consumed:
+                await self._require_consumer(subject)
             try:
                 await js.publish(subject, body, timeout=_PUBLISH_TIMEOUT, headers=headers)
             except NoStreamResponseError as exc:  # the stream is gone: make it again

@@ -36,6 +36,7 @@ from steward.errors import (
     InvalidTransportURL,
     MessageDeliveryFailure,
     MessageTooLarge,
+    MessageUndeliverable,
     MessagingTimeout,
     TransportClosed,
 )
@@ -574,6 +575,42 @@ async def test_jetstream_cast_waits_in_the_stream_while_no_server_runs(
     assert await notes.next() == "kept"
     await second.stop()
     await second.wait()
+
+
+async def test_core_nats_refuses_a_call_or_cast_nobody_subscribes_to(
+    make_transport: MakeTransport, topic: str
+) -> None:
+    transport = make_transport()  # core NATS: no stream keeps anything
+    client = RPCClient(transport, Target(topic), timeout=GUARD)
+    with pytest.raises(MessageUndeliverable):
+        await client.cast(RequestContext(), "note", value=1)
+    with pytest.raises(MessageUndeliverable):
+        await client.call(RequestContext(), "echo", value=1)
+    notes = Notes()
+    server = RPCServer(transport, Target(topic, "h1"), [notes])
+    await server.start()
+    await client.cast(RequestContext(), "note", value="taken")
+    assert await notes.next() == "taken"
+    assert await client.call(RequestContext(), "echo", value=2) == 2
+    await server.stop()
+    await server.wait()
+
+
+async def test_a_cast_into_a_stream_made_again_without_its_consumer_is_refused_not_lost(
+    make_transport: MakeTransport, namespace: str, topic: str
+) -> None:
+    transport = make_transport(jetstream=True)
+    server = RPCServer(transport, Target(topic, "h1"), [Notes()])
+    await server.start()
+    await server.stop()
+    await server.wait()
+    client = RPCClient(transport, Target(topic))
+    await client.cast(RequestContext(), "note", value="kept")  # the consumer exists: it waits
+    await delete_stream(namespace)  # and the consumers with it
+    # The stream is made again for the next cast, with no consumer: the cast is refused rather
+    # than acknowledged and dropped by a stream nobody is interested in.
+    with pytest.raises(MessageUndeliverable):
+        await client.cast(RequestContext(), "note", value="lost?")
 
 
 async def test_a_foreign_stream_of_the_same_name_is_refused_precisely(

@@ -900,6 +900,20 @@ async def test_calls_work_again_after_a_broker_restart(
     await server.wait()
 
 
+async def test_returned_casts_are_not_kept_once_their_publish_ends(
+    transport: RabbitTransport, topic: str
+) -> None:
+    publisher = transport._confirmed
+    with pytest.raises(MessageUndeliverable):
+        await transport.send(Target(topic), b"to nobody")
+    assert publisher._returns == {}
+    # A return for a publish nobody waits for any more (it was cancelled) is not kept either.
+    publisher._record_return(
+        aiormq.spec.Basic.Return(reply_code=312, reply_text="NO_ROUTE"), b"late"
+    )
+    assert publisher._returns == {}
+
+
 async def test_closed_transport_refuses_work(transport: RabbitTransport, topic: str) -> None:
     await transport.send(Target(topic, fanout=True), b"warm up")
     await transport.close()
