@@ -29,13 +29,15 @@ Mapping (names in :class:`~steward.rpc.transports._nats_connection.Subjects`):
   with JetStream, the publisher creates the subject's durable consumer first, as oslo declares
   the queue, so notifications wait there for a listener (a pool gets a consumer of its own).
 
-Delivery. **Core NATS is at-most-once**: it keeps nothing. A message published while no server
-subscribes is dropped, as an unroutable AMQP message is; one delivered to a server that dies
-before settling it is lost; ``requeue`` publishes it again (another server of the group may take
-it, or none if none listens then), and a stopping listener gives back what its handler never saw
-the same way. Notifications sent while no listener listens are lost. There is no flow control
-between servers: core NATS spreads a topic's messages over its servers whether they are busy or
-not; ``prefetch`` bounds what one server's handler holds, the rest waiting in that process.
+Delivery. **Core NATS is at-most-once**: it keeps nothing. A call nobody subscribes to fails at
+once (the server's no-responders status); a cast or notification published while no server
+subscribes is dropped (the server's verdict may come after the cast's flush); one delivered to a
+server that dies before settling it is lost; ``requeue`` publishes it again (another server of the
+group may take it, or none if none listens then), and a stopping listener gives back what its
+handler never saw the same way. Notifications sent while no listener listens are lost. There is no
+flow control between servers: core NATS spreads a topic's messages over its servers whether they
+are busy or not; ``prefetch`` bounds what one server's handler holds, the rest waiting in that
+process.
 **With JetStream** (``nats_jetstream``), casts and notifications are at-least-once: a server
 acknowledges after handling, a requeued message is ``nak``-ed and delivered again at once, a
 rejected one ``term``-ed; a server that dies, or loses its connection, has its unsettled messages
@@ -82,7 +84,6 @@ from steward.rpc.transports._nats_listener import EXPIRES_HEADER, CoreFeed, List
 
 if typing.TYPE_CHECKING:
     from nats.aio.msg import Msg
-    from nats.aio.subscription import Subscription
 
     from steward.rpc.target import Target
     from steward.rpc.transports.base import (
@@ -138,12 +139,9 @@ class NatsTransport:
         self._reply_subject: str | None = None
         self._reply_handler: ReplyHandler | None = None
         self._undeliverable: UndeliverableHandler | None = None
-        # Where the server's no-responders statuses come back: ``<prefix>.<token>``, one token
-        # per request (a call's id, or a cast's own); casts wait here for their verdict.
+        # Where the server's no-responders statuses come back: ``<prefix>.<call id>``.
         self._bounce_prefix: str | None = None
-        self._bounce: Subscription | None = None
         self._bounce_lock = asyncio.Lock()
-        self._cast_bounces: dict[str, asyncio.Future[None]] = {}
         self._notification_consumers: set[str] = set()
         self._listeners: set[Listener] = set()
         self._closed = False
@@ -184,11 +182,12 @@ class NatsTransport:
         """Publish ``body`` for ``target``: a call's subject, or a cast's (see the module doc).
 
         With ``confirm``, returns once the server has the message: JetStream's acknowledgement,
-        or a flush on core NATS. A request nobody subscribes to is not dropped: it carries a
-        NATS reply subject of this transport's, where the server answers "no responders"; a
-        cast raises :class:`MessageUndeliverable` then, and a call's ``call_id`` is reported to
-        the reply listener's ``undeliverable``. A JetStream cast raises it when no consumer of
-        its subject exists (the stream would drop it: nobody is interested). Raises
+        or a flush on core NATS. A call carries a NATS reply subject of this transport's, where
+        the server answers "no responders" when nobody subscribes: its ``call_id`` is reported
+        to the reply listener's ``undeliverable``. A JetStream cast raises
+        :class:`MessageUndeliverable` when no consumer of its subject exists (the stream would
+        drop it: nobody is interested). A core NATS cast is at most once: the server's verdict
+        can come after its flush, so nobody subscribing is not reported for it. Raises
         :class:`MessageTooLarge`, :class:`TransportClosed`, or :class:`MessageDeliveryFailure`
         when the server does not take it.
         """
@@ -201,8 +200,8 @@ class NatsTransport:
             await self._publish(subject, body, headers, flush=confirm)
         elif confirm and self.jetstream:
             await self._publish_to_stream(subject, body, headers, consumed=True)
-        elif confirm:
-            await self._publish_cast(subject, body, headers)
+        elif confirm:  # a core NATS cast: at most once, dropped if nobody subscribes
+            await self._publish(subject, body, headers, flush=True)
         else:
             reply = await self._bounce_subject(call_id) if call_id and _TOKEN(call_id) else None
             await self._publish(subject, body, headers, flush=False, reply=reply)
@@ -214,44 +213,15 @@ class NatsTransport:
                 if self._bounce_prefix is None:
                     client = await self.connection.client()
                     prefix = self.subjects.reply()
-                    self._bounce = await client.subscribe(f"{prefix}.*", cb=self._on_bounce)
+                    await client.subscribe(f"{prefix}.*", cb=self._on_bounce)
                     await client.flush()
                     self._bounce_prefix = prefix
         return f"{self._bounce_prefix}.{token}"
 
     async def _on_bounce(self, msg: Msg) -> None:
-        if (msg.headers or {}).get(_STATUS_HEADER) != _NO_RESPONDERS:
-            return  # only the server's statuses are meant for this subject
-        token = msg.subject.rsplit(".", 1)[1]
-        waiter = self._cast_bounces.get(token)
-        if waiter is not None:
-            if not waiter.done():
-                waiter.set_result(None)
-        elif self._undeliverable is not None:
-            self._undeliverable(token)
-
-    async def _publish_cast(
-        self, subject: str, body: bytes, headers: dict[str, str] | None
-    ) -> None:
-        """Publish and flush a core-NATS cast; raise if the server said nobody subscribes."""
-        token = uuid.uuid4().hex
-        reply = await self._bounce_subject(token)
-        bounced = self._cast_bounces[token] = asyncio.get_running_loop().create_future()
-        try:
-            await self._publish(subject, body, headers, flush=True, reply=reply)
-            # The server answers a publish before the flush's PONG, so its status (if any) has
-            # arrived by now, buffered for the subscription's callback task: give that task the
-            # turns to take what is buffered (nats-py offers no event for it). Bounded by what
-            # was buffered now: whatever arrives later cannot be this cast's verdict.
-            buffered = self._bounce.pending_msgs if self._bounce is not None else 0
-            for _ in range(buffered + 1):
-                if self._bounce is None or not self._bounce.pending_msgs:
-                    break
-                await asyncio.sleep(0)
-            if bounced.done():
-                raise MessageUndeliverable(f"subject {subject!r}")
-        finally:
-            del self._cast_bounces[token]
+        # Only the server's statuses are meant for this subject; anything else is ignored.
+        if (msg.headers or {}).get(_STATUS_HEADER) == _NO_RESPONDERS and self._undeliverable:
+            self._undeliverable(msg.subject.rsplit(".", 1)[1])
 
     async def _require_consumer(self, subject: str) -> None:
         """Raise :class:`MessageUndeliverable` if no consumer of ``subject`` was ever made.
