@@ -29,6 +29,7 @@ import logging
 import os
 import socket
 import stat
+import struct
 import tempfile
 import typing
 from pathlib import Path
@@ -100,6 +101,13 @@ class Console:
     def accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Start a :meth:`session` for a new connection; the console owns its task."""
         if self._closed:  # accepted while closing: nobody would end its session
+            writer.transport.abort()
+            return
+        peer = _peer_uid(writer)
+        if peer is not None and peer not in {os.geteuid(), 0}:
+            # The socket's 0600 mode keeps others out on Linux; this is the second guard, for
+            # systems that honour a socket's mode less.
+            LOG.warning("Debug console refused a connection from uid %d", peer)
             writer.transport.abort()
             return
         task = asyncio.get_running_loop().create_task(self.session(reader, writer))
@@ -192,11 +200,30 @@ async def start_unix_console(
     return console
 
 
+def _peer_uid(writer: asyncio.StreamWriter) -> int | None:
+    """Return the uid of a Unix-socket peer (Linux's SO_PEERCRED), or None where not known."""
+    sock = writer.get_extra_info("socket")
+    peercred = getattr(socket, "SO_PEERCRED", None)
+    if sock is None or peercred is None or sock.family != socket.AF_UNIX:
+        return None
+    credentials = sock.getsockopt(socket.SOL_SOCKET, peercred, struct.calcsize("3i"))
+    _pid, uid, _gid = struct.unpack("3i", credentials)
+    return int(uid)
+
+
 def _prepare_directory(directory: Path) -> None:
-    """Create ``directory`` 0700 if missing; refuse one that others may write to."""
+    """Create ``directory`` 0700 if missing; refuse one that others may write to, or a symlink.
+
+    A symlink is refused because whoever may write where it lives could point it elsewhere
+    later, and clients following the configured path would reach their socket, not ours.
+    """
     with contextlib.suppress(FileExistsError):
         directory.mkdir(mode=0o700, parents=True)
-    found = directory.stat()
+    found = directory.lstat()
+    if stat.S_ISLNK(found.st_mode):
+        raise PermissionError(
+            f"backdoor_socket's directory {str(directory)!r} is a symlink; give its real path"
+        )
     if not stat.S_ISDIR(found.st_mode):
         raise NotADirectoryError(f"backdoor_socket's directory {str(directory)!r} is not one")
     writable_by_others = found.st_mode & (stat.S_IWGRP | stat.S_IWOTH)

@@ -218,6 +218,15 @@ async def test_a_directory_others_may_write_is_refused(
     assert list(directory.iterdir()) == []
 
 
+async def test_a_directory_given_through_a_symlink_is_refused(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    real.mkdir(mode=0o700)
+    (tmp_path / "link").symlink_to(real)
+    with pytest.raises(PermissionError, match="is a symlink; give its real path"):
+        await start_unix_console(tmp_path / "link" / "c.sock", {})
+    assert list(real.iterdir()) == []
+
+
 async def test_a_sticky_directory_such_as_tmp_is_accepted() -> None:
     path = Path(tempfile.gettempdir()) / f"steward-test-{os.getpid()}.sock"
     console = await start_unix_console(path, {})
