@@ -63,10 +63,14 @@ _SECRET_QUERY_IN_TEXT = re.compile(rf"(?P<name>[?&;]{_SECRET_PARAMETER})=[^&;\s]
 # than in a query, so that a log line's "routing_key=..." stays readable.
 _KEYWORD_NAME = r"(?<![\w.-])[\w.-]*(?:pass|pwd|secret|token)[\w.-]*"
 _SECRET_KEYWORD = re.compile(
-    rf"(?P<name>{_KEYWORD_NAME})\s*=\s*(?:'(?:[^'\\]|\\.)*'?|[^\s,;&]*)", re.IGNORECASE
+    rf"(?P<name>{_KEYWORD_NAME})\s*=\s*"
+    r"""(?:'(?:[^'\\]|\\.)*'?|"(?:[^"\\]|\\.)*"?|[^\s,;&]*)""",
+    re.IGNORECASE,
 )
 _KEYWORD_WORD = re.compile("pass|pwd|secret|token", re.IGNORECASE)
-_SPACE = re.compile(r"\s")
+# A URL in a text ends at ASCII whitespace only: a non-breaking space (which \s matches) inside
+# a password must not end the URL before its "@", leaving the password unmasked.
+_SPACE = re.compile(r"[ \t\r\n\f\v]")
 
 
 def mask_url(url: str) -> str:
@@ -141,7 +145,7 @@ def _mask(text: str, secrets: list[str], *, in_text: bool) -> str:
     """:func:`mask_text` (or :func:`mask_url`), appending each secret it replaces to ``secrets``."""
 
     def keyword(match: re.Match[str]) -> str:
-        secrets.append(match[0][len(match["name"]) :].lstrip(" \t=").strip("'"))
+        secrets.append(match[0][len(match["name"]) :].lstrip(" \t=").strip("'\""))
         return f"{match['name']}={MASK}"
 
     if "=" not in text and "://" not in text:

@@ -226,3 +226,20 @@ def test_masking_formatter_masks_messages_and_tracebacks() -> None:
     assert "t0ken" not in shown
     assert "on amqp://u:***@h/" in shown
     assert "nats://***@h:4222" in shown
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ('connecting with password="abc def" host=db', "abc def"),
+        ("connecting to amqp://guest:pw\xa0x@rabbit:5672/ now", "pw\xa0x"),
+        ("dsn: host=db password='a b' user=x", "a b"),
+    ],
+    ids=["double-quoted", "non-breaking-space", "single-quoted"],
+)
+def test_mask_text_masks_quoted_values_and_passwords_with_unicode_spaces(
+    text: str, secret: str
+) -> None:
+    masked = mask_text(text)
+    assert secret not in masked
+    assert "***" in masked
