@@ -241,5 +241,5 @@ def test_mask_text_masks_quoted_values_and_passwords_with_unicode_spaces(
     text: str, secret: str
 ) -> None:
     masked = mask_text(text)
-    assert secret not in masked
+    assert not any(part in masked for part in secret.split()), masked
     assert "***" in masked
