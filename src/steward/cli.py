@@ -421,7 +421,7 @@ async def _send(
     transport = get_transport(settings=settings)
     try:
         target = Target(topic, server, namespace=namespace, version=version, fanout=fanout)
-        client = RPCClient(transport, target, timeout=call_timeout)
+        client = RPCClient(transport, target, timeout=call_timeout, settings=settings)
         if wait_for_reply:
             return await client.call(get_admin_context(), method, **arguments)
         # A cast waits for the broker to take it, for ever if the broker never answers: a

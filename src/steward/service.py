@@ -210,7 +210,11 @@ class Service:
             *self.manager.additional_endpoints,
         ]
         self.rpcserver = RPCServer(
-            self.transport, Target(self.topic, self.host), endpoints, executor=self.executor
+            self.transport,
+            Target(self.topic, self.host),
+            endpoints,
+            executor=self.executor,
+            settings=self.settings,
         )
         await self.rpcserver.start()
 

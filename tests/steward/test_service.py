@@ -187,6 +187,22 @@ async def test_heartbeats_follow_report_interval_on_the_clock(
         assert record.report_count == expected
 
 
+async def test_the_rpc_server_is_sized_by_the_services_own_settings(
+    transport: Transport, registry: Registry, clock: FakeClock
+) -> None:
+    # The process's settings say 64 threads; the service was handed settings that say 3.
+    own = make_settings(executor_thread_pool_size="3")
+    manager = VolumeManager(clock=clock, settings=own)
+    service = Service(manager, topic="volume", transport=transport, registry=registry,
+                      settings=own, clock=clock)  # fmt: skip
+    await service.start()
+    try:
+        assert service.rpcserver is not None
+        assert service.rpcserver.prefetch == 3
+    finally:
+        await service.stop()
+
+
 async def test_a_graceful_stop_marks_the_service_down_at_once(
     service: Service, registry: Registry, clock: FakeClock
 ) -> None:

@@ -118,7 +118,8 @@ class RPCClient:
     ``version_cap`` is the highest version this client may send (None: no cap);
     ``serializer`` converts arguments, results and the context (default :class:`Serializer`).
     ``allowed_remote_exmods`` lists modules whose exceptions are re-raised by class (None: the
-    setting of that name).
+    setting of that name). ``settings`` gives those defaults (None: the process's settings, read
+    at call time).
     """
 
     def __init__(
@@ -130,6 +131,7 @@ class RPCClient:
         version_cap: str | None = None,
         serializer: Serializer | None = None,
         allowed_remote_exmods: typing.Sequence[str] | None = None,
+        settings: config.Settings | None = None,
     ) -> None:
         if not isinstance(target, Target):
             raise InvalidTarget(f"`target` must be a Target, got {target!r}", target)
@@ -145,6 +147,7 @@ class RPCClient:
         self.allowed_remote_exmods = (
             tuple(allowed_remote_exmods) if allowed_remote_exmods is not None else None
         )
+        self.settings = settings
 
     def prepare(
         self,
@@ -176,6 +179,7 @@ class RPCClient:
             version_cap=self.version_cap if version_cap is _UNSET else version_cap,
             serializer=self.serializer,
             allowed_remote_exmods=self.allowed_remote_exmods,
+            settings=self.settings,
         )
 
     def can_send_version(self, version: str | None = None) -> bool:
@@ -312,9 +316,8 @@ class RPCClient:
             return self.allowed_remote_exmods
         return self._settings().allowed_remote_exmods
 
-    @staticmethod
-    def _settings() -> config.Settings:
-        return config.get_settings()
+    def _settings(self) -> config.Settings:
+        return self.settings if self.settings is not None else config.get_settings()
 
     def __repr__(self) -> str:
         return f"RPCClient({self.transport!r}, {self.target})"

@@ -87,7 +87,8 @@ class RPCServer:
 
     ``executor`` runs plain ``def`` methods (default: a pool of ``executor_thread_pool_size``
     threads owned by the server). ``prefetch`` bounds the requests in progress at once (default:
-    ``executor_thread_pool_size``).
+    ``executor_thread_pool_size``). ``settings`` gives those defaults (default: the process's
+    settings; a :class:`~steward.service.Service` passes its own).
     """
 
     def __init__(
@@ -99,10 +100,11 @@ class RPCServer:
         serializer: Serializer | None = None,
         executor: Executor | None = None,
         prefetch: int | None = None,
+        settings: config.Settings | None = None,
     ) -> None:
         if not target.topic or not target.server:
             raise InvalidTarget(f"a server target needs a topic and a server, got {target}")
-        settings = config.get_settings()
+        settings = settings if settings is not None else config.get_settings()
         self.transport = transport
         self.target = target
         self._own_executor = executor is None

@@ -85,6 +85,17 @@ async def test_context_defaults_to_the_current_one(transport: Transport, server:
     assert result == {"request_id": context.request_id, "user_id": "alice"}
 
 
+async def test_a_client_given_settings_reads_its_defaults_there(transport: Transport) -> None:
+    async def hold(message: IncomingMessage) -> None:
+        """Take requests and never answer them."""
+
+    await transport.listen(Target("silent", "h1"), hold, prefetch=1)
+    own = load_settings(overrides={"rpc_response_timeout": "0.2"})  # the process's says 60
+    client = RPCClient(transport, Target("silent"), settings=own)
+    with pytest.raises(MessagingTimeout, match=r"after 0\.2 s"):
+        await client.prepare(version="1.0").call(RequestContext(), "x")
+
+
 async def test_timeout_defaults_to_the_setting(transport: Transport) -> None:
     async def hold(message: IncomingMessage) -> None:
         """Take requests and never answer them."""
