@@ -69,7 +69,7 @@ class Manager:
         self.service_name = service_name
         self.backdoor_port: int | None = None
         self.additional_endpoints: list[object] = []
-        self.notifier = NoopNotifier(f"{service_name}.{self.host}")
+        self.notifier = NoopNotifier(f"{service_name}.{self.host}", settings=settings)
         self.periodic_scheduler = PeriodicScheduler(
             [(spec, getattr(self, attr)) for attr, spec in self._periodic_task_specs],
             owner=type(self).__name__,

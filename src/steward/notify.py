@@ -39,6 +39,7 @@ from steward.errors import MalformedMessage
 from steward.redact import shorten
 
 if typing.TYPE_CHECKING:
+    from steward.config import Settings
     from steward.rpc.serializer import Serializer
     from steward.rpc.transports.base import IncomingMessage, Listener, Transport
 
@@ -159,8 +160,8 @@ class Notifier:
     """Emits notifications as ``publisher_id``; see the module docstring for the drivers.
 
     ``transport`` is needed by the ``messaging`` driver only. ``topics`` default to the
-    ``notification_topics`` setting, ``driver`` to ``notification_driver``. ``clock`` paces the
-    retries while the broker is away.
+    ``notification_topics`` setting, ``driver`` to ``notification_driver``, read from
+    ``settings`` (None: the process's). ``clock`` paces the retries while the broker is away.
     """
 
     def __init__(
@@ -172,13 +173,15 @@ class Notifier:
         topics: Sequence[str] | None = None,
         serializer: Serializer | None = None,
         clock: Clock | None = None,
+        settings: Settings | None = None,
         _sender: _Sender | None = None,
         _sent: list[SentNotification] | None = None,
     ) -> None:
         from steward import config  # noqa: PLC0415 - settings only when none are given
         from steward.rpc.serializer import Serializer  # noqa: PLC0415
 
-        settings = config.get_settings()
+        settings = settings if settings is not None else config.get_settings()
+        self.settings = settings
         self.driver = driver if driver is not None else settings.notification_driver
         if self.driver not in DRIVERS:
             raise ValueError(f"`driver` must be one of {', '.join(DRIVERS)}, got {self.driver!r}")
@@ -201,6 +204,7 @@ class Notifier:
             driver=self.driver,
             topics=self.topics,
             serializer=self.serializer,
+            settings=self.settings,
             _sender=self._sender,
             _sent=self.sent,
         )
@@ -294,9 +298,11 @@ class Notifier:
         return f"Notifier({self.publisher_id!r}, driver={self.driver!r})"
 
 
-def NoopNotifier(publisher_id: str) -> Notifier:  # noqa: N802 - oslo-style factory name
+def NoopNotifier(  # noqa: N802 - oslo-style factory name
+    publisher_id: str, *, settings: Settings | None = None
+) -> Notifier:
     """Return a notifier that drops everything (what a manager has until its service starts)."""
-    return Notifier(None, publisher_id, driver="noop", topics=())
+    return Notifier(None, publisher_id, driver="noop", topics=(), settings=settings)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -200,6 +200,7 @@ class Service:
                 self.manager.notifier.publisher_id,
                 driver=self.settings.notification_driver,
                 topics=self.settings.notification_topics,
+                settings=self.settings,
             )
         scheduler = self.manager.periodic_scheduler
         scheduler.executor = self.executor

@@ -233,3 +233,10 @@ def test_a_payload_that_is_not_json_is_logged_not_raised(caplog: pytest.LogCaptu
     with caplog.at_level(logging.ERROR, logger="steward.notify"):
         notifier.info(None, "e", {"bad": object()})
     assert "Could not emit notification e from p" in caplog.text
+
+
+def test_a_notifier_given_settings_reads_its_defaults_there() -> None:
+    own = load_settings(overrides={"notification_driver": "log", "notification_topics": "audit"})
+    notifier = Notifier(None, "compute.host1", settings=own)  # the process's say noop
+    assert (notifier.driver, notifier.topics) == ("log", ["audit"])
+    assert notifier.prepare(publisher_id="compute.host2").driver == "log"
