@@ -94,19 +94,25 @@ def _network(name: str, cidr: str, vlan: int | None) -> dict[str, object]:
     }
 
 
+async def _networks_at_0001(db: Database, *rows: dict[str, object]) -> None:
+    """Bring ``db`` to steward's schema and pocketcloud's 0001, holding these network rows."""
+    await db.ensure_schema(upgrade=True)
+    await db.upgrade("0001", migrations=MIGRATIONS)
+    async with db.session() as session:
+        for row in rows:
+            await session.execute(sa.insert(networks).values(row))
+
+
 async def test_upgrading_a_0001_database_keeps_its_networks_and_makes_vlans_unique(
     database_url: str,
 ) -> None:
     async with Database(database_url) as db:
-        await db.ensure_schema(upgrade=True)
-        await db.upgrade("0001", migrations=MIGRATIONS)
-        async with db.session() as session:
-            for row in (
-                _network("a", "10.0.0.0/24", 500),
-                _network("f1", "10.1.0.0/24", None),
-                _network("f2", "10.1.1.0/24", None),
-            ):
-                await session.execute(sa.insert(networks).values(row))
+        await _networks_at_0001(
+            db,
+            _network("a", "10.0.0.0/24", 500),
+            _network("f1", "10.1.0.0/24", None),
+            _network("f2", "10.1.1.0/24", None),
+        )
         await db.upgrade("0002", migrations=MIGRATIONS)
         assert await db.current_revision(migrations=MIGRATIONS) == "0002"
         async with db.session() as session:
@@ -121,11 +127,9 @@ async def test_upgrading_a_database_with_two_networks_on_one_vlan_names_them(
     database_url: str,
 ) -> None:
     async with Database(database_url) as db:
-        await db.ensure_schema(upgrade=True)
-        await db.upgrade("0001", migrations=MIGRATIONS)
-        async with db.session() as session:
-            for row in (_network("a", "10.0.0.0/24", 500), _network("b", "10.0.1.0/24", 500)):
-                await session.execute(sa.insert(networks).values(row))
+        await _networks_at_0001(
+            db, _network("a", "10.0.0.0/24", 500), _network("b", "10.0.1.0/24", 500)
+        )
         with pytest.raises(RuntimeError) as raised:
             await db.upgrade("0002", migrations=MIGRATIONS)
         assert str(raised.value) == (
@@ -141,15 +145,12 @@ async def test_upgrading_a_postgresql_database_with_overlapping_networks_names_t
     postgres_url: str,
 ) -> None:
     async with Database(postgres_url) as db:
-        await db.ensure_schema(upgrade=True)
-        await db.upgrade("0001", migrations=MIGRATIONS)
-        async with db.session() as session:
-            for row in (
-                _network("a", "10.0.0.0/24", None),
-                _network("b", "10.0.0.0/16", 200),
-                _network("c", "10.1.0.0/24", 300),
-            ):
-                await session.execute(sa.insert(networks).values(row))
+        await _networks_at_0001(
+            db,
+            _network("a", "10.0.0.0/24", None),
+            _network("b", "10.0.0.0/16", 200),
+            _network("c", "10.1.0.0/24", 300),
+        )
         with pytest.raises(RuntimeError) as raised:
             await db.upgrade("0002", migrations=MIGRATIONS)
         assert str(raised.value) == (
