@@ -160,14 +160,17 @@ class Registry:
         """
         existing = await self.get(host, binary)
         if existing is not None:
+            changes: dict[str, object] = {}
             if (existing.topic, existing.version) != (topic, version):
                 LOG.info(
                     "Updating service %s on %s: topic %s -> %s, version %d -> %d",
                     binary, host, existing.topic, topic, existing.version, version,
                 )  # fmt: skip
-                await self._update(existing.id, topic=topic, version=version)
+                changes.update(topic=topic, version=version)
             if existing.stopped_at is not None:
-                await self._update(existing.id, stopped_at=None)
+                changes["stopped_at"] = None  # starting again: no longer stopped
+            if changes:
+                await self._update(existing.id, **changes)
             return await self._require(host, binary)
         try:
             async with self.db.session() as session:

@@ -44,7 +44,6 @@ from steward.errors import (
     MessagingError,
     TransportClosed,
 )
-from steward.redact import shorten
 from steward.rpc import wire
 from steward.rpc.transports._rabbit_connection import (
     CHANNEL_ERRORS,
@@ -220,7 +219,7 @@ class RabbitTransport:
             # out).
             LOG.warning(
                 "Reply to %r could not be delivered (%s %s): its caller is gone; dropped",
-                shorten(frame.routing_key or ""),
+                redact.shorten(frame.routing_key or ""),
                 frame.reply_code,
                 frame.reply_text,
             )
@@ -229,7 +228,7 @@ class RabbitTransport:
         if address is None or self._undeliverable is None:
             LOG.warning(
                 "A message to %r (%r) reached no queue (%s %s); dropped",
-                shorten(frame.routing_key or ""),
+                redact.shorten(frame.routing_key or ""),
                 frame.exchange,
                 frame.reply_code,
                 frame.reply_text,
