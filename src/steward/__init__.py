@@ -24,7 +24,7 @@ from steward.errors import (
 from steward.manager import Manager
 from steward.periodic import PeriodicScheduler, periodic_task
 
-__version__ = metadata.version("steward")
+__version__ = metadata.version("steward-rpc")  # the distribution; docs/decisions/0009
 
 __all__ = [
     "Clock",

@@ -1,9 +1,13 @@
-"""Calling user code that may be plain ``def`` or ``async def``.
+"""Asyncio helpers: calling user code that may be ``def`` or ``async def``; owned task groups.
 
 Managers override hooks and write periodic tasks either way; the framework awaits both the same
 way. Coroutine functions run on the loop; plain functions run in an executor thread (blocking work
 never runs on the loop) with the caller's :mod:`contextvars` copied in, so the current
 :class:`~steward.context.RequestContext` is visible in both.
+
+:class:`TaskGroup` is where every long-lived task of steward runs: each object that starts
+background work (a transport's consumers, an RPC server's requests, a service's loops) owns one,
+and closing the object closes its group.
 """
 
 from __future__ import annotations
@@ -12,11 +16,16 @@ import asyncio
 import contextvars
 import functools
 import inspect
+import logging
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import Executor
 
-__all__ = ["call_sync_or_async", "in_thread", "is_async_callable"]
+__all__ = ["TaskGroup", "call_sync_or_async", "in_thread", "is_async_callable"]
+
+LOG = logging.getLogger(__name__)
+
+_T = typing.TypeVar("_T")
 
 
 def is_async_callable(fn: Callable[..., object]) -> bool:
@@ -56,3 +65,90 @@ async def call_sync_or_async(
     if inspect.isawaitable(result):  # a plain def that hands back a coroutine
         return await result
     return result
+
+
+CrashHandler = Callable[[BaseException], None]
+"""Told, at once, of the exception a task of a :class:`TaskGroup` died of."""
+
+
+class TaskGroup:
+    """The tasks one long-lived object owns, closed with it.
+
+    :class:`asyncio.TaskGroup` belongs to the block (and the task) that entered it, and cancels
+    that task when a child fails: right for a ``serve()`` coroutine, wrong for a transport or a
+    server that outlives the call that started it (a FastAPI lifespan, the first RPC call). This
+    group belongs to an object instead, as aiotools' ``PersistentTaskGroup`` does: ``owner``
+    names it in logs and task names; a task that dies of an exception is reported at once to
+    ``on_crash`` (the owner decides: a listener fails its server, a server fails its service)
+    and kept in :attr:`crashes`, and :meth:`aclose` cancels what still runs, waits for it, and
+    raises what crashed, so nothing fails unseen. Tasks that end normally are simply forgotten.
+    """
+
+    def __init__(self, owner: str, *, on_crash: CrashHandler | None = None) -> None:
+        self.owner = owner
+        self.on_crash = on_crash
+        self.crashes: list[BaseException] = []
+        self._tasks: set[asyncio.Task[typing.Any]] = set()
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`aclose` was called: no task may start any more."""
+        return self._closed
+
+    def __len__(self) -> int:
+        """Return how many tasks still run."""
+        return len(self._tasks)
+
+    def create_task(
+        self, coro: Coroutine[typing.Any, typing.Any, _T], *, name: str | None = None
+    ) -> asyncio.Task[_T]:
+        """Run ``coro`` in this group; raise :class:`RuntimeError` once the group is closed."""
+        if self._closed:
+            coro.close()  # never awaited: say nothing of it beyond the error
+            raise RuntimeError(f"the task group of {self.owner} is closed")
+        task = asyncio.get_running_loop().create_task(
+            coro, name=f"{self.owner}: {name}" if name else None
+        )
+        self._tasks.add(task)
+        task.add_done_callback(self._on_done)
+        return task
+
+    def _on_done(self, task: asyncio.Task[typing.Any]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is None:
+            return
+        self.crashes.append(exc)
+        LOG.error("Task %r of %s crashed", task.get_name(), self.owner, exc_info=exc)
+        if self.on_crash is not None:
+            self.on_crash(exc)
+
+    async def wait(self, *, grace_period: float | None = None) -> set[asyncio.Task[typing.Any]]:
+        """Wait up to ``grace_period`` seconds (None: for ever) for the tasks; return those left."""
+        if not self._tasks:
+            return set()
+        _, pending = await asyncio.wait(set(self._tasks), timeout=grace_period)
+        return pending
+
+    async def aclose(self) -> None:
+        """Cancel the tasks still running, wait for them, raise what crashed (once).
+
+        A cancellation of the caller still propagates after the group's tasks are cancelled; a
+        second call only waits.
+        """
+        self._closed = True
+        for task in self._tasks:
+            task.cancel()
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
+        crashes, self.crashes = self.crashes, []
+        if len(crashes) == 1:
+            raise crashes[0]
+        if crashes:
+            raise BaseExceptionGroup(f"tasks of {self.owner} crashed", crashes)
+
+    def __repr__(self) -> str:
+        return f"<TaskGroup of {self.owner}: {len(self._tasks)} tasks>"

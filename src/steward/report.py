@@ -30,7 +30,7 @@ if typing.TYPE_CHECKING:
 __all__ = ["build_report", "format_report"]
 
 _PACKAGES = (
-    "steward",
+    "steward-rpc",
     "pydantic",
     "sqlalchemy",
     "aio-pika",
