@@ -21,7 +21,15 @@ import typing
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Executor
 
-__all__ = ["TaskGroup", "call_sync_or_async", "in_thread", "is_async_callable"]
+__all__ = [
+    "TASK_STATUS_IGNORED",
+    "TaskGroup",
+    "TaskStatus",
+    "call_sync_or_async",
+    "in_thread",
+    "is_async_callable",
+    "start",
+]
 
 LOG = logging.getLogger(__name__)
 
@@ -78,10 +86,11 @@ class TaskGroup:
     that task when a child fails: right for a ``serve()`` coroutine, wrong for a transport or a
     server that outlives the call that started it (a FastAPI lifespan, the first RPC call). This
     group belongs to an object instead, as aiotools' ``PersistentTaskGroup`` does: ``owner``
-    names it in logs and task names; a task that dies of an exception is reported at once to
-    ``on_crash`` (the owner decides: a listener fails its server, a server fails its service)
-    and kept in :attr:`crashes`, and :meth:`aclose` cancels what still runs, waits for it, and
-    raises what crashed, so nothing fails unseen. Tasks that end normally are simply forgotten.
+    names it in logs and task names; a task that dies of an exception is logged at once and
+    handed to ``on_crash`` (the owner decides: a listener fails its server, a server fails its
+    service). Without ``on_crash``, crashes are kept in :attr:`crashes` and :meth:`aclose`, which
+    cancels what still runs and waits for it, raises them: nothing fails unseen. Tasks that end
+    normally are simply forgotten.
     """
 
     def __init__(self, owner: str, *, on_crash: CrashHandler | None = None) -> None:
@@ -121,10 +130,11 @@ class TaskGroup:
         exc = task.exception()
         if exc is None:
             return
-        self.crashes.append(exc)
         LOG.error("Task %r of %s crashed", task.get_name(), self.owner, exc_info=exc)
         if self.on_crash is not None:
             self.on_crash(exc)
+        else:
+            self.crashes.append(exc)
 
     async def wait(self, *, grace_period: float | None = None) -> set[asyncio.Task[typing.Any]]:
         """Wait up to ``grace_period`` seconds (None: for ever) for the tasks; return those left."""
@@ -134,7 +144,7 @@ class TaskGroup:
         return pending
 
     async def aclose(self) -> None:
-        """Cancel the tasks still running, wait for them, raise what crashed (once).
+        """Cancel the tasks still running, wait for them, raise what crashed unhandled (once).
 
         A cancellation of the caller still propagates after the group's tasks are cancelled; a
         second call only waits.
@@ -152,3 +162,62 @@ class TaskGroup:
 
     def __repr__(self) -> str:
         return f"<TaskGroup of {self.owner}: {len(self._tasks)} tasks>"
+
+
+class TaskStatus(typing.Protocol):
+    """How a ``serve(task_status=...)`` coroutine says it is ready, as trio's ``task_status``."""
+
+    def started(self, value: object = None) -> None:
+        """Report readiness (once): the server accepts work from now on."""
+
+
+class _IgnoredStatus:
+    def started(self, value: object = None) -> None:
+        """Report readiness to nobody."""
+
+
+TASK_STATUS_IGNORED: TaskStatus = _IgnoredStatus()
+"""The default ``task_status`` of ``serve()``: readiness goes unreported."""
+
+
+class _FutureStatus:
+    def __init__(self, future: asyncio.Future[object]) -> None:
+        self._future = future
+
+    def started(self, value: object = None) -> None:
+        if self._future.done():
+            raise RuntimeError("started() was already called")
+        self._future.set_result(value)
+
+
+class _Spawner(typing.Protocol):
+    def create_task(
+        self, coro: Coroutine[typing.Any, typing.Any, _T], *, name: str | None = None
+    ) -> asyncio.Task[_T]: ...
+
+
+async def start(
+    group: _Spawner,
+    serve: Callable[..., Coroutine[typing.Any, typing.Any, object]],
+    /,
+    *args: object,
+    name: str | None = None,
+) -> object:
+    """Run ``serve(*args, task_status=...)`` in ``group`` and return once it reports it is ready.
+
+    trio's ``nursery.start``: returns the value given to ``task_status.started()``; if ``serve``
+    fails or returns before that, raises what it raised (or :class:`RuntimeError`). ``group`` is
+    an :class:`asyncio.TaskGroup` or a :class:`TaskGroup`.
+    """
+    ready: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+    task = group.create_task(serve(*args, task_status=_FutureStatus(ready)), name=name)
+    await asyncio.wait([ready, task], return_when=asyncio.FIRST_COMPLETED)
+    if ready.done():
+        return ready.result()
+    ready.cancel()
+    if task.cancelled():
+        raise asyncio.CancelledError
+    exc = task.exception()
+    if exc is not None:
+        raise exc
+    raise RuntimeError(f"{serve.__qualname__} returned without reporting it was ready")

@@ -34,6 +34,8 @@ import tempfile
 import typing
 from pathlib import Path
 
+from steward._aio import TaskGroup
+
 __all__ = ["Console", "parse_port_range", "socket_path", "start_console", "start_unix_console"]
 
 LOG = logging.getLogger(__name__)
@@ -89,6 +91,9 @@ class Console:
         self.path: Path | None = None
         self._inode: tuple[int, int] | None = None
         self._sessions: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
+        # A session that dies of an error is logged by the group; it is the debugger's, and
+        # never fails the service.
+        self._tasks = TaskGroup("debug console", on_crash=lambda exc: None)
         self._closed = False
 
     @property
@@ -110,7 +115,7 @@ class Console:
             LOG.warning("Debug console refused a connection from uid %d", peer)
             writer.transport.abort()
             return
-        task = asyncio.get_running_loop().create_task(self.session(reader, writer))
+        task = self._tasks.create_task(self.session(reader, writer), name="session")
         self._sessions[task] = writer
         task.add_done_callback(self._sessions.pop)
 
@@ -135,9 +140,7 @@ class Console:
             _remove_socket(self.path, self._inode)
             self._inode = None
         sessions = dict(self._sessions)
-        for session in sessions:
-            session.cancel()
-        await asyncio.gather(*sessions, return_exceptions=True)
+        await self._tasks.aclose()
         for writer in sessions.values():  # a session cancelled before it began closed nothing
             writer.close()
             with contextlib.suppress(OSError):

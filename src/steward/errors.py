@@ -57,6 +57,7 @@ __all__ = [
     "RPCVersionCapError",
     "RemoteError",
     "SchemaOutOfDate",
+    "ServiceFailed",
     "ServiceNotFound",
     "ServiceStartError",
     "StewardError",
@@ -128,6 +129,14 @@ class ServiceStartError(StewardError):
     """A service could not start; what it had started was stopped again.
 
     Raised by :meth:`steward.service.Service.start`, chained to the hook's or step's error.
+    """
+
+
+class ServiceFailed(StewardError):
+    """A running service failed: a task of it died of an error, and the service was stopped.
+
+    Raised by :meth:`steward.service.Service.wait` and :meth:`~steward.service.Service.serve`,
+    chained to the task's error (also kept in :attr:`~steward.service.Service.failure`).
     """
 
 

@@ -183,6 +183,8 @@ class Observer:
             server = service.rpcserver
             if server is None or not server.running:
                 reasons.append(f"{name}: RPC consumers are not running")
+            if service.failure is not None:
+                reasons.append(f"{name}: failed: {service.failure!r}")
             if not service.registry_reachable:
                 reasons.append(f"{name}: the registry has not taken a heartbeat")
             if service.last_heartbeat is not None:

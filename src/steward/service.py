@@ -11,7 +11,19 @@
 5. ``manager.post_start_hook()``;
 6. the heartbeat loop (every ``report_interval``) and the periodic-task loop (first pass after a
    random delay up to ``periodic_fuzzy_delay``, then sleeping what ``periodic_tasks()`` returns,
-   capped by ``periodic_interval_max``), both in a task group the service owns.
+   capped by ``periodic_interval_max``), both in the service's task group.
+
+``await service.serve(task_status=...)`` runs the whole life: starts, reports readiness through
+``task_status`` (trio's convention; :func:`steward._aio.start` awaits it), serves until it is
+cancelled or fails, and stops. ``async with service:`` starts and stops around a block;
+:meth:`Service.start`, :meth:`Service.wait` and :meth:`Service.stop` are the steps.
+
+Ownership: the service's long-lived tasks (its loops) run in its
+:class:`~steward._aio.TaskGroup`; its RPC server runs the requests in its own, and the
+transport's listener the consumers in its own. A task that dies of an error anywhere down that
+chain fails the service at once: :attr:`Service.failure` holds the error, the service reports
+unhealthy (``/healthz``, the report), and :meth:`Service.wait` (so :meth:`Service.serve`) stops
+the service and raises :class:`~steward.errors.ServiceFailed`.
 
 A step that fails stops start-up with :class:`~steward.errors.ServiceStartError` and undoes what
 was started. :meth:`Service.stop` reverses it: stop consuming; stop the loops and mark the
@@ -27,15 +39,17 @@ import asyncio
 import logging
 import os
 import random
+import types
 import typing
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 from steward import config
+from steward._aio import TASK_STATUS_IGNORED, TaskGroup, TaskStatus
 from steward.clock import Clock, SystemClock
 from steward.context import RequestContext, get_admin_context
 from steward.db import Database
-from steward.errors import ServiceStartError
+from steward.errors import ServiceFailed, ServiceStartError
 from steward.manager import Manager, run_hook
 from steward.notify import Notifier
 from steward.periodic import PeriodicTaskSpec
@@ -128,7 +142,10 @@ class Service:
         # Who holds singleton leases: unique per process, since workers share host and binary.
         self.holder = f"{self.host}/{self.binary}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
         self._leases: set[str] = set()
-        self._loops: asyncio.Task[None] | None = None
+        self.tasks = TaskGroup(f"{self.binary} on {self.host}", on_crash=self._crashed)
+        self._loops: list[asyncio.Task[None]] = []
+        self.failure: BaseException | None = None
+        self._ended = asyncio.Event()  # stopped, or failed
         self._console: Console | None = None
         self._registry_lost = False
         self._stopping = False
@@ -177,8 +194,53 @@ class Service:
             raise ServiceStartError(
                 f"{self.binary} on {self.host} failed to start while {step}: {exc}"
             ) from exc
-        self._loops = asyncio.create_task(self._run_loops(), name=f"{self.binary} loops")
+        self._loops.append(self.tasks.create_task(self._heartbeat_loop(), name="heartbeat"))
+        if self.settings.periodic_enable:
+            self._loops.append(self.tasks.create_task(self._periodic_loop(), name="periodic tasks"))
         LOG.info("%s on %s started", self.binary, self.host)
+
+    async def serve(self, *, task_status: TaskStatus = TASK_STATUS_IGNORED) -> None:
+        """Start, report readiness (``task_status.started(self)``), serve, stop.
+
+        Serves until cancelled (then stops gracefully and lets the cancellation through) or
+        until the service fails (then stops and raises :class:`~steward.errors.ServiceFailed`).
+        """
+        await self.start()
+        try:
+            task_status.started(self)
+            await self.wait()
+        finally:
+            await self.stop()
+
+    async def __aenter__(self) -> typing.Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: types.TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    def _crashed(self, exc: BaseException) -> None:
+        """Fail the service: one of its tasks, or of its RPC server's, died of ``exc``."""
+        if self.failure is not None or self._stopping:
+            return
+        self.failure = exc
+        LOG.error("%s on %s failed (%r); it stops", self.binary, self.host, exc)
+        self._ended.set()
+
+    @property
+    def healthy(self) -> bool:
+        """Whether the service runs: started, not stopping, and no task of it has failed."""
+        return (
+            self.failure is None
+            and not self._stopping
+            and self.rpcserver is not None
+            and self.rpcserver.running
+        )
 
     async def _start_console(self) -> None:
         from steward import console  # noqa: PLC0415 - opt-in
@@ -216,14 +278,9 @@ class Service:
             endpoints,
             executor=self.executor,
             settings=self.settings,
+            on_crash=self._crashed,
         )
         await self.rpcserver.start()
-
-    async def _run_loops(self) -> None:
-        async with asyncio.TaskGroup() as loops:
-            loops.create_task(self._heartbeat_loop(), name=f"{self.binary} heartbeat")
-            if self.settings.periodic_enable:
-                loops.create_task(self._periodic_loop(), name=f"{self.binary} periodic tasks")
 
     # --- loops ---------------------------------------------------------------------------------
 
@@ -303,6 +360,7 @@ class Service:
         if self._stopping:
             return
         self._stopping = True
+        self._ended.set()
         LOG.info("Stopping %s on %s", self.binary, self.host)
         await self._close(cancel_requests=False)
         try:
@@ -314,20 +372,20 @@ class Service:
     async def _close(self, *, cancel_requests: bool) -> None:
         if self.rpcserver is not None:
             await self.rpcserver.stop()
-        if self._loops is not None:
-            loops, self._loops = self._loops, None
-            loops.cancel()
-            # asyncio.wait, not await: the loops' own CancelledError is expected, while a
-            # cancellation of stop() itself still propagates.
-            await asyncio.wait([loops])
-            if not loops.cancelled() and loops.exception() is not None:
-                LOG.error("The loops of %s had failed", self.binary, exc_info=loops.exception())
+        if self._loops:
+            loops, self._loops = self._loops, []
+            for loop in loops:
+                loop.cancel()
+            # asyncio.wait, not await: the loops' own CancelledError is expected (a crash was
+            # reported by the group), while a cancellation of stop() itself still propagates.
+            await asyncio.wait(loops)
             # No heartbeat comes any more: say so now, rather than look up for service_down_time
             # to callers that would send requests nobody takes.
             await self._report_stopped()
         if self.rpcserver is not None:
             grace = 0 if cancel_requests else self.settings.graceful_shutdown_timeout
-            await self.rpcserver.wait(grace_period=grace)
+            self.rpcserver.graceful_shutdown_timeout = grace
+            await self.rpcserver.aclose()
         await self.manager.periodic_scheduler.wait_threads()
         try:
             async with asyncio.timeout(self.settings.graceful_shutdown_timeout):
@@ -365,11 +423,16 @@ class Service:
         if self._own_registry:
             await self.registry.db.dispose()
         self.executor.shutdown(wait=False)
+        await self.tasks.aclose()
 
     async def wait(self) -> None:
-        """Wait until the service's loops end (they run until :meth:`stop`)."""
-        if self._loops is not None:
-            await asyncio.shield(self._loops)
+        """Wait until the service stops, or fails: then stop it and raise ServiceFailed."""
+        await self._ended.wait()
+        if self.failure is not None:
+            await self.stop()
+            raise ServiceFailed(
+                f"{self.binary} on {self.host} failed: {self.failure!r}"
+            ) from self.failure
 
     def __repr__(self) -> str:
         return f"<Service: host={self.host}, binary={self.binary}, topic={self.topic}>"

@@ -9,20 +9,26 @@ class Boom(Exception):
     pass
 
 
-async def test_a_crash_is_reported_at_once_and_raised_by_aclose() -> None:
+async def boom() -> None:
+    raise Boom("consumer died")
+
+
+async def test_a_crash_is_handed_to_the_owner_at_once() -> None:
     crashed: list[BaseException] = []
     group = TaskGroup("owner", on_crash=crashed.append)
     forever = group.create_task(asyncio.Event().wait(), name="forever")
-
-    async def boom() -> None:
-        raise Boom("consumer died")
-
     await asyncio.wait([group.create_task(boom(), name="boom")])
     assert [str(exc) for exc in crashed] == ["consumer died"]
     assert not forever.done()  # one crash does not take the others down: the owner decides
+    await group.aclose()  # the owner has it: closing does not raise it again
+    assert forever.cancelled()
+
+
+async def test_an_unhandled_crash_is_raised_by_aclose_once() -> None:
+    group = TaskGroup("owner")
+    await asyncio.wait([group.create_task(boom(), name="boom")])
     with pytest.raises(Boom, match="consumer died"):
         await group.aclose()
-    assert forever.cancelled()
     await group.aclose()  # raised once; closing again only waits
 
 

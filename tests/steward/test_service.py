@@ -417,8 +417,9 @@ async def test_singleton_task_runs_on_one_service_and_fails_over(
             await tick(second_clock, third_clock)
             before = list(counter.runs)
             assert before[-1] == "b"
-            assert second._loops is not None
-            second._loops.cancel()  # "kill -9": no more heartbeats, no release
+            assert second._loops
+            for loop in second._loops:
+                loop.cancel()  # "kill -9": no more heartbeats, no release
             async with registry.db.session() as session:  # ...and service_down_time passes
                 await session.execute(
                     sa.update(service_leases).values(expires_at=datetime.datetime(2000, 1, 1))

@@ -12,11 +12,9 @@ its call timed out is logged and dropped, never handed to another call.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import logging
 import typing
-import weakref
 
 from opentelemetry.trace import SpanKind
 
@@ -24,7 +22,6 @@ from steward import config
 from steward.context import RequestContext, get_current
 from steward.errors import (
     InvalidTarget,
-    MalformedMessage,
     MessageUndeliverable,
     MessagingTimeout,
     RPCVersionCapError,
@@ -41,74 +38,6 @@ __all__ = ["RPCClient", "SyncRPCClient"]
 LOG = logging.getLogger(__name__)
 
 _UNSET: typing.Any = object()
-# oslo remembers the last 16 _unique_id values per consumer to drop redelivered duplicates.
-_SEEN_IDS = 16
-
-
-class _ReplyWaiter:
-    """The reply consumer of one transport: routes replies to waiting calls by message id."""
-
-    def __init__(self, transport: Transport) -> None:
-        self._transport = transport
-        self._address: str | None = None
-        self._lock = asyncio.Lock()
-        self.pending: dict[str, asyncio.Future[wire.Reply]] = {}
-        self._seen: collections.deque[str] = collections.deque(maxlen=_SEEN_IDS)
-
-    async def address(self) -> str:
-        if self._address is None:
-            async with self._lock:
-                if self._address is None:
-                    self._address = await self._transport.listen_replies(
-                        self.on_reply, undeliverable=self.on_undeliverable
-                    )
-        return self._address
-
-    def on_reply(self, body: bytes) -> None:
-        try:
-            reply = wire.parse_reply(wire.decode(body))
-        except MalformedMessage as exc:
-            LOG.warning("Dropping a malformed reply: %s", exc)
-            return
-        if reply.unique_id is not None:
-            if reply.unique_id in self._seen:
-                LOG.info(
-                    "Ignoring duplicate reply %r to %r",
-                    shorten(reply.unique_id),
-                    shorten(reply.msg_id),
-                )
-                return
-            self._seen.append(reply.unique_id)
-        future = self.pending.get(reply.msg_id)
-        if future is None or future.done():
-            LOG.info(
-                "No call waits for a reply to message %r (late reply); dropped",
-                shorten(reply.msg_id),
-            )
-            return
-        if reply.ending or reply.result is not None or reply.failure is not None:
-            future.set_result(reply)
-        # else: a call-monitor heartbeat ("still working"); the call keeps waiting.
-
-    def on_undeliverable(self, call_id: str) -> None:
-        """Fail the call whose request the transport reports no server took, at once."""
-        future = self.pending.get(call_id)
-        if future is not None and not future.done():
-            future.set_exception(_Returned())
-
-
-class _Returned(Exception):
-    """Set on a call's future when its request came back unrouted."""
-
-
-_waiters: weakref.WeakKeyDictionary[Transport, _ReplyWaiter] = weakref.WeakKeyDictionary()
-
-
-def _waiter_for(transport: Transport) -> _ReplyWaiter:
-    waiter = _waiters.get(transport)
-    if waiter is None:
-        waiter = _waiters[transport] = _ReplyWaiter(transport)
-    return waiter
 
 
 class RPCClient:
@@ -249,24 +178,26 @@ class RPCClient:
         kwargs: dict[str, object],
         seconds: float,
     ) -> wire.Reply:
-        waiter = _waiter_for(self.transport)
+        replies = self.transport.replies
         msg_id = wire.new_id()
-        future: asyncio.Future[wire.Reply] = asyncio.get_running_loop().create_future()
         sent = False
         try:
             # The timeout covers everything the call waits for: connecting to the broker (the
             # first use of a transport does), setting up the reply queue, sending, the reply.
             async with asyncio.timeout(seconds):
-                reply_to = await waiter.address()
+                reply_to = await replies.address()
                 body = self._body(context, method, kwargs, msg_id=msg_id, reply_q=reply_to)
-                waiter.pending[msg_id] = future
+                future = replies.expect(msg_id)
                 # The reply confirms the request, so the request needs no publisher confirm.
                 await self.transport.send(
                     self.target, body, expiration=seconds, confirm=False, call_id=msg_id
                 )
                 sent = True
                 return await future
-        except _Returned:
+        except MessageUndeliverable:
+            if not sent:
+                raise  # send() knew at once, and said where
+            # The transport learnt it later (the broker returned the request): say where.
             raise MessageUndeliverable(_destination(self.target)) from None
         except TimeoutError as exc:
             if not sent:
@@ -280,7 +211,7 @@ class RPCClient:
                 f"({method!r} on {self.target.topic}, after {seconds:g} s)"
             ) from exc
         finally:
-            waiter.pending.pop(msg_id, None)
+            replies.forget(msg_id)
 
     def _context(self, context: RequestContext | None) -> dict[str, typing.Any]:
         values = self.serializer.serialize_context(context)

@@ -1,9 +1,18 @@
 """RPCServer: consume a topic and run the requested endpoint methods.
 
-``await server.start()`` consumes ``topic``, ``topic.server`` and the topic's fanout;
-``await server.stop()`` stops consuming; ``await server.wait()`` waits until the requests in
-flight have finished (``wait(timeout=...)`` cancels what is left after ``timeout`` seconds and
-returns those messages to their queue: nothing accepted is lost).
+``await server.serve(task_status=...)`` consumes ``topic``, ``topic.server`` and the topic's
+fanout, reports readiness through ``task_status`` (trio's convention; see
+:func:`steward._aio.start`) and serves until it is cancelled or fails; then it stops consuming and
+lets the requests in flight finish within ``graceful_shutdown_timeout``. ``async with server:``
+does the same around a block. The steps are public too: ``await server.start()`` consumes,
+``await server.stop()`` stops consuming, ``await server.wait(grace_period=...)`` waits for the
+requests in flight and returns those still running after the grace period to their queue
+(nothing accepted is lost), ``await server.aclose()`` does all of that and releases the server.
+
+Each request runs as a task of the server's :class:`~steward._aio.TaskGroup`. A listener whose
+consumer dies, or a request task that fails outside its own error handling, fails the server at
+once: :attr:`RPCServer.failure` holds the error, ``on_crash`` (given by the owner: a
+:class:`~steward.service.Service` stops with it) is told, and :meth:`RPCServer.serve` raises it.
 
 Each message is settled after it is handled: acknowledged once the method returned and the reply
 was sent (at-least-once, where oslo acknowledges on arrival), rejected when it can never be
@@ -24,6 +33,7 @@ import contextlib
 import dataclasses
 import logging
 import time
+import types
 import typing
 from collections.abc import Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -31,6 +41,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from opentelemetry.trace import SpanKind
 
 from steward import config
+from steward._aio import TASK_STATUS_IGNORED, CrashHandler, TaskGroup, TaskStatus
 from steward.errors import (
     InvalidTarget,
     MalformedMessage,
@@ -87,8 +98,9 @@ class RPCServer:
 
     ``executor`` runs plain ``def`` methods (default: a pool of ``executor_thread_pool_size``
     threads owned by the server). ``prefetch`` bounds the requests in progress at once (default:
-    ``executor_thread_pool_size``). ``settings`` gives those defaults (default: the process's
-    settings; a :class:`~steward.service.Service` passes its own).
+    ``executor_thread_pool_size``). ``settings`` gives those defaults and the grace period of
+    :meth:`serve` (default: the process's settings; a :class:`~steward.service.Service` passes
+    its own). ``on_crash`` is told at once when the server fails (see the module docstring).
     """
 
     def __init__(
@@ -101,6 +113,7 @@ class RPCServer:
         executor: Executor | None = None,
         prefetch: int | None = None,
         settings: config.Settings | None = None,
+        on_crash: CrashHandler | None = None,
     ) -> None:
         if not target.topic or not target.server:
             raise InvalidTarget(f"a server target needs a topic and a server, got {target}")
@@ -114,8 +127,12 @@ class RPCServer:
         )
         self.dispatcher = Dispatcher(endpoints, serializer=serializer, executor=self.executor)
         self.prefetch = prefetch if prefetch is not None else settings.executor_thread_pool_size
+        self.graceful_shutdown_timeout = settings.graceful_shutdown_timeout
+        self.on_crash = on_crash
+        self.failure: BaseException | None = None
+        self._failed = asyncio.Event()
         self._listener: Listener | None = None
-        self._in_flight: set[asyncio.Task[None]] = set()
+        self._requests = TaskGroup(f"rpc server {target}", on_crash=self._crashed)
         self._seen: collections.deque[str] = collections.deque(
             maxlen=max(_MIN_SEEN_IDS, 2 * self.prefetch)
         )
@@ -133,13 +150,37 @@ class RPCServer:
     @property
     def in_flight(self) -> int:
         """Requests received and not yet finished."""
-        return len(self._in_flight)
+        return len(self._requests)
+
+    def _crashed(self, exc: BaseException) -> None:
+        """Fail the server: a consumer or a request task died of ``exc``."""
+        if self.failure is not None:
+            return
+        self.failure = exc
+        self._failed.set()
+        LOG.error("RPC server for %s failed: %r", self.target, exc)
+        if self.on_crash is not None:
+            self.on_crash(exc)
+
+    async def serve(self, *, task_status: TaskStatus = TASK_STATUS_IGNORED) -> None:
+        """Consume, report readiness, and serve until cancelled; raise what failed the server.
+
+        When it ends, it stops consuming and gives the requests in flight
+        ``graceful_shutdown_timeout`` seconds (see :meth:`aclose`).
+        """
+        async with self:
+            task_status.started()
+            await self._failed.wait()
+            assert self.failure is not None  # noqa: S101 - set with _failed
+            raise self.failure
 
     async def start(self) -> None:
         """Start consuming; calling it on a running server does nothing."""
+        if self._requests.closed:
+            raise RuntimeError(f"{self!r} is closed")
         if self._listener is None:
             self._listener = await self.transport.listen(
-                self.target, self._on_message, prefetch=self.prefetch
+                self.target, self._on_message, prefetch=self.prefetch, on_crash=self._crashed
             )
             LOG.info("RPC server consuming %s on %s", self.target, self.transport.url)
 
@@ -147,7 +188,7 @@ class RPCServer:
         """Stop consuming; requests in flight go on (see :meth:`wait`)."""
         listener, self._listener = self._listener, None
         if listener is not None:
-            await listener.stop()
+            await listener.aclose()
 
     async def wait(self, *, grace_period: float | None = None) -> None:
         """Wait for requests in flight to finish.
@@ -155,26 +196,50 @@ class RPCServer:
         After ``grace_period`` seconds (None: no limit) the ones still running are cancelled and
         their messages returned to the queue.
         """
-        if self._in_flight:
-            _, pending = await asyncio.wait(set(self._in_flight), timeout=grace_period)
-            if pending:
-                LOG.warning(
-                    "%d requests still running after %s s; returning them to the queue",
-                    len(pending),
-                    grace_period,
-                )
-                for task in pending:
-                    task.cancel()
-                await asyncio.wait(pending)
+        pending = await self._requests.wait(grace_period=grace_period)
+        if pending:
+            LOG.warning(
+                "%d requests still running after %s s; returning them to the queue",
+                len(pending),
+                grace_period,
+            )
+            for task in pending:
+                task.cancel()
+            await asyncio.wait(pending)
         if self._own_executor and self._listener is None:
             self.executor.shutdown(wait=False)
 
+    async def aclose(self) -> None:
+        """Stop consuming, wait for the requests in flight (the grace period), release all.
+
+        Raises nothing of what failed the server: :attr:`failure` holds it (and :meth:`serve`
+        raised it).
+        """
+        try:
+            await self.stop()
+        finally:
+            await self.wait(grace_period=self.graceful_shutdown_timeout)
+            try:
+                await self._requests.aclose()
+            except Exception:  # already reported through _crashed, and kept in .failure
+                LOG.debug("Request tasks of %r had failed", self, exc_info=True)
+
+    async def __aenter__(self) -> typing.Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: types.TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
     async def _on_message(self, incoming: IncomingMessage) -> None:
-        # Return at once so the transport can deliver the next message; the server owns the
-        # task and wait() awaits it.
-        task = asyncio.create_task(self._handle(incoming))
-        self._in_flight.add(task)
-        task.add_done_callback(self._in_flight.discard)
+        # Return at once so the transport can deliver the next message; the request is a task
+        # of the server's group, which wait() and aclose() await.
+        self._requests.create_task(self._handle(incoming), name="request")
 
     async def _handle(self, incoming: IncomingMessage) -> None:
         try:

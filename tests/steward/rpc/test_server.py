@@ -127,7 +127,7 @@ async def test_a_malformed_request_with_a_reply_address_is_answered_at_once(
     envelope_version: str,
 ) -> None:
     replies = Replies()
-    reply_q = await transport.listen_replies(replies)
+    reply_q = (await transport.listen_replies(replies)).address
     body = request_body(reply_q, **changes)
     outer = orjson.loads(body)
     outer["oslo.version"] = envelope_version

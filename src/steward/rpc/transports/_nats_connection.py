@@ -39,6 +39,7 @@ from nats.js.api import (
 )
 from nats.js.errors import NotFoundError
 
+from steward._aio import TaskGroup
 from steward.config import mask_url
 from steward.errors import MessageDeliveryFailure, TransportClosed
 
@@ -198,14 +199,15 @@ class Connection:
     :meth:`on_reconnect` run each time nats-py has reconnected and restored the subscriptions.
     """
 
-    def __init__(self, url: NatsURL, display: str, settings: Settings) -> None:
+    def __init__(self, url: NatsURL, display: str, settings: Settings, tasks: TaskGroup) -> None:
         self.url = url
+        self._tasks = tasks
         self._display = display
         self._settings = settings
         program = os.path.basename(sys.argv[0] or "python")
         self.name = f"{program}:{os.getpid()}:{uuid.uuid4()}"
         self._client: Client | None = None
-        self._connecting: asyncio.Task[Client] | None = None
+        self._connecting: asyncio.Task[Client | Exception] | None = None
         self._up = asyncio.Event()
         self._stream_ready = False
         self._consumers_seen: set[str] = set()
@@ -234,16 +236,25 @@ class Connection:
         if self._client is not None:
             return self._client
         if self._connecting is None:
-            self._connecting = asyncio.create_task(self._connect(), name=f"nats {self.name}")
+            self._connecting = self._tasks.create_task(self._attempt(), name=f"connect {self.name}")
         connecting = self._connecting
         await asyncio.wait([connecting])  # a cancelled waiter leaves the attempt running
         if connecting.cancelled():
             raise TransportClosed(f"transport {self._display} was closed while connecting")
-        error = connecting.exception()
-        if error is not None:
+        outcome = connecting.result()
+        if isinstance(outcome, Exception):
             self._connecting = None  # the next use tries again
-            raise MessageDeliveryFailure(f"cannot connect to {self._display}: {error!r}") from error
-        return connecting.result()
+            raise MessageDeliveryFailure(
+                f"cannot connect to {self._display}: {outcome!r}"
+            ) from outcome
+        return outcome
+
+    async def _attempt(self) -> Client | Exception:
+        """Connect; a server that cannot be reached is an outcome for the waiters, not a crash."""
+        try:
+            return await self._connect()
+        except Exception as exc:  # noqa: BLE001 - handed to every waiter of client()
+            return exc
 
     async def _connect(self) -> Client:
         client = Client()

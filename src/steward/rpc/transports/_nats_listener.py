@@ -39,12 +39,13 @@ from nats.errors import Error as NatsError
 
 from steward.errors import TransportClosed
 from steward.rpc.transports._nats_connection import Connection
+from steward.rpc.transports.base import BaseListener
 
 if typing.TYPE_CHECKING:
     from nats.aio.msg import Msg
     from nats.aio.subscription import Subscription
 
-    from steward.rpc.transports.base import IncomingMessage, MessageHandler
+    from steward.rpc.transports.base import CrashHandler, IncomingMessage, MessageHandler
     from steward.rpc.transports.base import Listener as ListenerProtocol
 
 __all__ = ["EXPIRES_HEADER", "REDELIVERED_HEADER", "CoreFeed", "Listener", "PullFeed"]
@@ -217,7 +218,7 @@ class PullFeed(_Feed):
         client = await connection.client()
         self._inbox = client.new_inbox()
         self._subscription = await client.subscribe(self._inbox, cb=self._on_message)
-        self._task = asyncio.create_task(self._pull(), name=f"pull {self.consumer}")
+        self._task = self.listener.tasks.create_task(self._pull(), name=f"pull {self.consumer}")
 
     def wake(self) -> None:
         """Ask again now (a pull request in flight was lost with the connection)."""
@@ -298,20 +299,25 @@ class PullFeed(_Feed):
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
+        if task is not None:  # a crash of it was reported by the listener's group
             task.cancel()
             await asyncio.wait([task])
-            if not task.cancelled() and task.exception() is not None:
-                LOG.error("Pulling from %s had failed", self.consumer, exc_info=task.exception())
         subscription, self._subscription = self._subscription, None
         if subscription is not None:
             await _drain(subscription, connected=self.listener.connection.connected)
 
 
-class Listener:
-    """The feeds of one server target or notification listener, and the pump to ``handler``."""
+class Listener(BaseListener):
+    """The feeds of one server target or notification listener, and the pump to ``handler``.
 
-    def __init__(self, connection: Connection, handler: MessageHandler) -> None:
+    Its tasks (the pump, the pulls, the progress reports) run in its group; :meth:`aclose`
+    stops consuming (progress on what is still unsettled goes on), :meth:`close` ends it all.
+    """
+
+    def __init__(
+        self, connection: Connection, handler: MessageHandler, on_crash: CrashHandler | None
+    ) -> None:
+        super().__init__("nats listener", on_crash)
         self.connection = connection
         self.feeds: list[CoreFeed | PullFeed] = []
         self.stopping = False
@@ -330,10 +336,10 @@ class Listener:
                 await feed.start()
             await (await self.connection.client()).flush()
         except BaseException:
-            await self.stop()
+            await self.close()
             raise
         self._forget_reconnect = self.connection.on_reconnect(self._on_reconnect)
-        self._pump = asyncio.create_task(self._run(), name="nats deliver")
+        self._pump = self.tasks.create_task(self._run(), name="deliver")
 
     def _on_reconnect(self) -> None:
         for feed in self.feeds:
@@ -367,7 +373,7 @@ class Listener:
 
     def _keep_in_progress(self) -> None:
         if self._progress is None or self._progress.done():
-            self._progress = asyncio.create_task(self._report_progress(), name="nats progress")
+            self._progress = self.tasks.create_task(self._report_progress(), name="progress")
 
     async def _report_progress(self) -> None:
         """Tell JetStream that unsettled messages are being worked on, until none is left."""
@@ -385,7 +391,7 @@ class Listener:
     def settled(self, incoming: _Incoming) -> None:
         self._unsettled.discard(incoming)
 
-    async def stop(self) -> None:
+    async def aclose(self) -> None:
         """Stop consuming and give back what the handler never saw; the rest stays to settle."""
         if self.stopping:
             return
@@ -409,11 +415,8 @@ class Listener:
 
     async def close(self) -> None:
         """Stop, and stop reporting progress on what is still unsettled (the transport closes)."""
-        await self.stop()
-        progress, self._progress = self._progress, None
-        if progress is not None:
-            progress.cancel()
-            await asyncio.wait([progress])
+        await self.aclose()
+        await self.tasks.aclose()
 
 
 async def _drain(subscription: Subscription, *, connected: bool) -> None:

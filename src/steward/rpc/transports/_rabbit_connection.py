@@ -35,6 +35,7 @@ from pamqp.commands import Basic
 from pamqp.header import ContentHeader
 from yarl import URL
 
+from steward._aio import TaskGroup
 from steward.config import mask_url
 from steward.errors import MessageDeliveryFailure, MessageUndeliverable, TransportClosed
 from steward.rpc.transports._rabbit_topology import Exchange, Queue, declare
@@ -97,12 +98,19 @@ class Connector:
     """One connection at a time to the first host of ``urls`` that answers, re-made when lost.
 
     :meth:`connection` waits for a live connection; the first call starts the task that keeps
-    it, which :meth:`close` ends.
+    it, in ``tasks`` (its transport's group), which :meth:`close` ends.
     """
 
     def __init__(
-        self, urls: Sequence[URL], *, retry_interval: float, retry_backoff: float, maximum: float
+        self,
+        urls: Sequence[URL],
+        *,
+        tasks: TaskGroup,
+        retry_interval: float,
+        retry_backoff: float,
+        maximum: float,
     ) -> None:
+        self._tasks = tasks
         self._urls = list(urls)
         self._retry = {"interval": retry_interval, "step": retry_backoff, "maximum": maximum}
         # oslo's connection_name: "<program>:<pid>:<uuid4>", shown by rabbitmqctl.
@@ -139,7 +147,7 @@ class Connector:
                 self._current = None
                 self._live.clear()
             if self._keeper is None:
-                self._keeper = asyncio.create_task(self._keep(), name=f"amqp {self.name}")
+                self._keeper = self._tasks.create_task(self._keep(), name=f"amqp {self.name}")
             await self._live.wait()
 
     async def _keep(self) -> None:
@@ -191,11 +199,9 @@ class Connector:
         """Stop reconnecting and close the connection; later use raises TransportClosed."""
         self._closed = True
         keeper, self._keeper = self._keeper, None
-        if keeper is not None:
+        if keeper is not None:  # a crash of it was logged by its group, and kept in _failure
             keeper.cancel()
             await asyncio.wait([keeper])
-            if not keeper.cancelled() and keeper.exception() is not None:
-                LOG.error("The AMQP connection keeper had failed", exc_info=keeper.exception())
         connection, self._current = self._current, None
         self._live.set()  # waiters wake up and see the transport closed
         if connection is not None:

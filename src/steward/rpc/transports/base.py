@@ -13,25 +13,48 @@ everything above it — clients, servers, the dispatcher — is transport-agnost
   :class:`IncomingMessage` that the server acknowledges *after* handling it (at-least-once: a
   message that is neither acknowledged nor rejected goes back to the queue when the listener
   stops or dies), with at most ``prefetch`` unacknowledged messages per listener;
-* carry replies: :meth:`Transport.listen_replies` gives this process one reply address shared by
-  all its calls, :meth:`Transport.send_reply` delivers to such an address.
+* carry replies: :meth:`Transport.listen_replies` consumes one reply address shared by all the
+  calls of this transport, :meth:`Transport.send_reply` delivers to such an address. The
+  transport's :attr:`~Transport.replies` (a :class:`~steward.rpc.replies.ReplyRouter`) owns that
+  consumer for the RPC clients and routes replies to their calls.
+
+Ownership: a transport is an async context manager (``async with get_transport(url) as t:``);
+:meth:`Transport.aclose` stops its listeners and its reply consumer, then its connections. Every
+background task of a transport runs in a :class:`steward._aio.TaskGroup` of the object that owns
+it: a listener's consumers in the listener's, the connection keepers in the transport's. A
+listener whose consumer dies tells its ``on_crash`` callback at once (its server fails with it),
+rather than go deaf until it is stopped. :class:`BaseTransport` gives a transport all of this
+except the transport-specific closing (``_aclose``).
 
 A transport knows nothing of services, managers or the message format; it never decodes a body.
 """
 
 from __future__ import annotations
 
+import types
 import typing
 from collections.abc import Awaitable, Callable
 
+from steward._aio import CrashHandler, TaskGroup
+from steward.errors import MessageTooLarge, TransportClosed
+from steward.redact import mask_url
+from steward.rpc.replies import ReplyRouter
+
 if typing.TYPE_CHECKING:
+    from typing import Self
+
+    from steward.config import Settings
     from steward.rpc.target import Target
 
 __all__ = [
+    "BaseListener",
+    "BaseTransport",
+    "CrashHandler",
     "IncomingMessage",
     "Listener",
     "MessageHandler",
     "ReplyHandler",
+    "ReplyListener",
     "Transport",
     "UndeliverableHandler",
 ]
@@ -74,10 +97,39 @@ UndeliverableHandler = Callable[[str], None]
 
 
 class Listener(typing.Protocol):
-    """What :meth:`Transport.listen` returns: the consumers of one server target."""
+    """What :meth:`Transport.listen` returns: the consumers of one server target.
+
+    An async context manager: leaving it (or :meth:`aclose`) stops consuming.
+    """
+
+    async def aclose(self) -> None:
+        """Stop consuming. Messages delivered and not yet settled stay the handler's to settle."""
+        ...
 
     async def stop(self) -> None:
-        """Stop consuming. Messages delivered and not yet settled stay the handler's to settle."""
+        """Stop consuming (:meth:`aclose` by its older name)."""
+        ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: types.TracebackType | None,
+    ) -> None: ...
+
+
+class ReplyListener(typing.Protocol):
+    """What :meth:`Transport.listen_replies` returns: the consumer of one reply address."""
+
+    @property
+    def address(self) -> str:
+        """The reply address (``reply_q``) callers put in their requests."""
+        ...
+
+    async def aclose(self) -> None:
+        """Stop consuming replies; the address stops receiving."""
         ...
 
 
@@ -93,6 +145,11 @@ class Transport(typing.Protocol):
     @property
     def max_message_size(self) -> int:
         """The largest body, in bytes, this transport sends or accepts."""
+        ...
+
+    @property
+    def replies(self) -> ReplyRouter:
+        """The router of this transport's reply consumer, shared by every call on it."""
         ...
 
     async def send(
@@ -121,17 +178,27 @@ class Transport(typing.Protocol):
         """Send a reply ``body`` to a reply address taken from a request."""
         ...
 
-    async def listen(self, target: Target, handler: MessageHandler, *, prefetch: int) -> Listener:
-        """Consume for server ``target``: its topic, ``topic.server`` and the topic's fanout."""
+    async def listen(
+        self,
+        target: Target,
+        handler: MessageHandler,
+        *,
+        prefetch: int,
+        on_crash: CrashHandler | None = None,
+    ) -> Listener:
+        """Consume for server ``target``: its topic, ``topic.server`` and the topic's fanout.
+
+        ``on_crash`` is told at once if a consumer of the listener dies of an error.
+        """
         ...
 
     async def listen_replies(
         self, handler: ReplyHandler, *, undeliverable: UndeliverableHandler | None = None
-    ) -> str:
-        """Return this transport's reply address, consuming replies into ``handler``.
+    ) -> ReplyListener:
+        """Consume this transport's reply address into ``handler``.
 
         ``undeliverable`` is told the ``call_id`` of each call request that reached no server.
-        Called once per transport by the client machinery; later calls return the same address.
+        Called once per transport, by its :attr:`replies`.
         """
         ...
 
@@ -150,14 +217,150 @@ class Transport(typing.Protocol):
         *,
         pool: str | None = None,
         prefetch: int,
+        on_crash: CrashHandler | None = None,
     ) -> Listener:
         """Consume notifications for each ``(target, priority)``: queue ``<topic>.<priority>``.
 
         ``pool`` names a queue of its own bound to the same keys (oslo's listener pools), so
-        several applications each get every notification.
+        several applications each get every notification. ``on_crash``: as for :meth:`listen`.
+        """
+        ...
+
+    async def aclose(self) -> None:
+        """Stop the listeners left and the reply consumer, then release the connections.
+
+        Calls still waiting for a reply fail with :class:`~steward.errors.TransportClosed`; later
+        use raises it. Closing again does nothing.
         """
         ...
 
     async def close(self) -> None:
-        """Release connections; listeners should be stopped first."""
+        """Close (:meth:`aclose` by its older name)."""
         ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: types.TracebackType | None,
+    ) -> None: ...
+
+
+class BaseListener:
+    """The async-context-manager half of a :class:`Listener`; subclasses write :meth:`aclose`.
+
+    ``tasks`` is the listener's task group: its consumers run there, and a crash is handed to
+    the ``on_crash`` its server gave.
+    """
+
+    def __init__(self, owner: str, on_crash: CrashHandler | None) -> None:
+        self.tasks = TaskGroup(owner, on_crash=on_crash)
+
+    async def aclose(self) -> None:
+        """Stop consuming (subclasses stop their consumers, then close :attr:`tasks`)."""
+        await self.tasks.aclose()
+
+    async def stop(self) -> None:
+        """Stop consuming (:meth:`aclose` by its older name)."""
+        await self.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: types.TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+class BaseTransport:
+    """What every transport shares: the reply router, the task group, closing as a context.
+
+    Subclasses call ``super().__init__(url)``, implement the sending and listening methods of
+    :class:`Transport`, and ``_aclose()`` (stop their listeners, release their connections).
+    :attr:`tasks` holds the transport's own background tasks (connection keepers); a crash there
+    is logged at once and raised by :meth:`aclose`.
+    """
+
+    _max_message_size: int
+    _settings: Settings
+
+    def __init__(self, url: str, settings: Settings) -> None:
+        self._url = url
+        self._settings = settings
+        self._max_message_size = settings.max_message_size
+        self._replies: ReplyRouter | None = None
+        self.closed = False
+        self.tasks = TaskGroup(f"transport {self.url}")
+
+    @property
+    def url(self) -> str:
+        """The transport URL with credentials masked, for logs."""
+        return mask_url(self._url)
+
+    @property
+    def settings(self) -> Settings:
+        """The settings the transport was made with; what it creates takes its defaults here."""
+        return self._settings
+
+    @property
+    def max_message_size(self) -> int:
+        """The ``max_message_size`` setting: larger bodies are refused."""
+        return self._max_message_size
+
+    @property
+    def replies(self) -> ReplyRouter:
+        """The router of this transport's reply consumer, made at first use."""
+        if self._replies is None:
+            self._replies = ReplyRouter(typing.cast("Transport", self))
+        return self._replies
+
+    def check_open(self) -> None:
+        """Raise :class:`~steward.errors.TransportClosed` once the transport is closed."""
+        if self.closed:
+            raise TransportClosed(f"transport {self.url} is closed")
+
+    def check_body(self, body: bytes) -> None:
+        """Refuse to send ``body``: TransportClosed when closed, MessageTooLarge when too big.
+
+        The one size check of every transport's sending methods.
+        """
+        self.check_open()
+        limit = self.max_message_size
+        if len(body) > limit:
+            raise MessageTooLarge(len(body), limit)
+
+    async def aclose(self) -> None:
+        """Close the reply router, then the transport, then its task group; once."""
+        if self.closed:
+            return
+        if self._replies is not None:
+            await self._replies.aclose()
+        self.closed = True
+        try:
+            await self._aclose()
+        finally:
+            await self.tasks.aclose()
+
+    async def _aclose(self) -> None:
+        """Stop the listeners left and release the connections (each transport's own)."""
+
+    async def close(self) -> None:
+        """Close (:meth:`aclose` by its older name)."""
+        await self.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: types.TracebackType | None,
+    ) -> None:
+        await self.aclose()

@@ -24,10 +24,13 @@ import typing
 import weakref
 
 from steward import config
-from steward.errors import MessageTooLarge, MessageUndeliverable, TransportClosed
+from steward.errors import MessageUndeliverable
 from steward.redact import shorten
 from steward.rpc.target import Target
 from steward.rpc.transports.base import (
+    BaseListener,
+    BaseTransport,
+    CrashHandler,
     IncomingMessage,
     MessageHandler,
     ReplyHandler,
@@ -182,61 +185,73 @@ class _Consumer:
             self.queue.put(self.inbox.get_nowait(), front=True)
 
 
-class _Listener:
-    """The consumers of one server target; stop() ends their tasks and returns their backlog."""
+class _Listener(BaseListener):
+    """The consumers of one target, each a task of the listener's group.
+
+    aclose() ends them and gives their backlog back to the queues.
+    """
 
     def __init__(
-        self, broker: _Broker, consumers: list[_Consumer], fanout: tuple[str, _Queue] | None
+        self,
+        transport: MemoryTransport,
+        broker: _Broker,
+        consumers: list[_Consumer],
+        fanout: tuple[str, _Queue] | None,
+        on_crash: CrashHandler | None,
     ) -> None:
+        super().__init__(f"listener of {consumers[0].queue.name}", on_crash)
+        self._transport = transport
         self._broker = broker
         self._consumers = consumers
         self._fanout = fanout
-        self._tasks = [asyncio.create_task(consumer.run()) for consumer in consumers]
+        self._stopped = False
         for consumer in consumers:
+            self.tasks.create_task(consumer.run(), name=f"consume {consumer.queue.name}")
             consumer.queue.consumers.append(consumer)
             consumer.queue.wake()
+        transport.listeners.add(self)
 
-    async def stop(self) -> None:
+    async def aclose(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        self._transport.listeners.discard(self)
         if self._fanout is not None:
             topic, fanout_queue = self._fanout
             self._broker.fanout[topic].discard(fanout_queue)
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        for consumer in self._consumers:
-            consumer.detach()
-        self._tasks.clear()
+        try:
+            await self.tasks.aclose()
+        finally:
+            for consumer in self._consumers:
+                consumer.detach()
 
 
-class MemoryTransport:
-    """The memory:// transport. See the module docstring."""
+class _ReplyListener:
+    """This transport's reply address in its broker; aclose() takes it out."""
+
+    def __init__(self, broker: _Broker, address: str) -> None:
+        self._broker = broker
+        self.address = address
+
+    async def aclose(self) -> None:
+        self._broker.reply_handlers.pop(self.address, None)
+
+
+class MemoryTransport(BaseTransport):
+    """The memory:// transport. See the module docstring.
+
+    Its URL is masked in :attr:`url` as every transport's (``memory://tok@name`` shows
+    ``memory://***@name``).
+    """
 
     def __init__(self, url: str = "memory://", *, settings: config.Settings | None = None) -> None:
-        settings = settings if settings is not None else config.get_settings()
-        self._url = url
+        super().__init__(url, settings if settings is not None else config.get_settings())
         self._name = url.partition("://")[2].strip("/")
-        self._max_message_size = settings.max_message_size
-        self._reply_address: str | None = None
-        self._closed = False
-
-    @property
-    def url(self) -> str:
-        """The URL, masked as every transport's (``memory://tok@name`` shows ``memory://***@name``)."""
-        return config.mask_url(self._url)
-
-    @property
-    def max_message_size(self) -> int:
-        """The ``max_message_size`` setting."""
-        return self._max_message_size
+        self.listeners: set[_Listener] = set()
 
     def _broker(self) -> _Broker:
-        if self._closed:
-            raise TransportClosed(f"transport {self.url} is closed")
+        self.check_open()
         return _broker_for(self._name)
-
-    def _check_size(self, body: bytes) -> None:
-        if len(body) > self._max_message_size:
-            raise MessageTooLarge(len(body), self._max_message_size)
 
     async def send(
         self,
@@ -251,7 +266,7 @@ class MemoryTransport:
 
         Raises :class:`MessageUndeliverable` if no queue exists for a (non-fanout) target.
         """
-        self._check_size(body)
+        self.check_body(body)
         broker = self._broker()
         loop_time = asyncio.get_running_loop().time()
         expires = loop_time + expiration if expiration is not None else None
@@ -267,14 +282,21 @@ class MemoryTransport:
 
     async def send_reply(self, reply_to: str, body: bytes) -> None:
         """Hand ``body`` to the transport that owns ``reply_to``; drop it if that one is gone."""
-        self._check_size(body)
+        self.check_body(body)
         handler = self._broker().reply_handlers.get(reply_to)
         if handler is None:
             LOG.warning("Reply address %r is gone; dropping a reply", shorten(reply_to))
             return
         handler(body)
 
-    async def listen(self, target: Target, handler: MessageHandler, *, prefetch: int) -> _Listener:
+    async def listen(
+        self,
+        target: Target,
+        handler: MessageHandler,
+        *,
+        prefetch: int,
+        on_crash: CrashHandler | None = None,
+    ) -> _Listener:
         """Consume the target's topic queue, its server queue and a fanout queue of its own."""
         if not target.topic or not target.server:
             raise ValueError(f"a server listens on a topic and a server name, got {target}")
@@ -287,11 +309,11 @@ class MemoryTransport:
             fanout_queue,
         ]
         consumers = [_Consumer(queue, handler, prefetch) for queue in queues]
-        return _Listener(broker, consumers, (target.topic, fanout_queue))
+        return _Listener(self, broker, consumers, (target.topic, fanout_queue), on_crash)
 
     async def send_notification(self, target: Target, priority: str, body: bytes) -> None:
         """Put ``body`` in queue ``<topic>.<priority>`` (created if missing) and its pools."""
-        self._check_size(body)
+        self.check_body(body)
         broker = self._broker()
         key = f"{target.topic}.{priority}"
         broker.queue(key).put(_Message(body, None))
@@ -305,6 +327,7 @@ class MemoryTransport:
         *,
         pool: str | None = None,
         prefetch: int,
+        on_crash: CrashHandler | None = None,
     ) -> _Listener:
         """Consume ``<topic>.<priority>`` queues (or, with ``pool``, that pool's own queues)."""
         broker = self._broker()
@@ -316,39 +339,33 @@ class MemoryTransport:
             else:
                 queue = broker.pools[key].setdefault(pool, _Queue(f"{pool}:{key}"))
             consumers.append(_Consumer(queue, handler, prefetch))
-        return _Listener(broker, consumers, None)
+        return _Listener(self, broker, consumers, None, on_crash)
 
     async def listen_replies(
         self, handler: ReplyHandler, *, undeliverable: UndeliverableHandler | None = None
-    ) -> str:
-        """Register ``handler`` for this transport's reply address and return the address.
+    ) -> _ReplyListener:
+        """Register ``handler`` under a new reply address of this broker.
 
         ``undeliverable`` is never called: :meth:`send` raises at once when no queue exists.
         """
         broker = self._broker()
-        if self._reply_address is None:
-            self._reply_address = f"reply_{new_id()}"
-        broker.reply_handlers[self._reply_address] = handler
-        return self._reply_address
+        address = f"reply_{new_id()}"
+        broker.reply_handlers[address] = handler
+        return _ReplyListener(broker, address)
 
-    async def close(self) -> None:
-        """Forget the reply address; later use raises :class:`TransportClosed`."""
-        if self._closed:
-            return
-        if self._reply_address is not None:
-            with_loop = _brokers.get(asyncio.get_running_loop(), {})
-            broker = with_loop.get(self._name)
-            if broker is not None:
-                broker.reply_handlers.pop(self._reply_address, None)
-        self._closed = True
+    async def _aclose(self) -> None:
+        """Stop the listeners left; later use raises :class:`TransportClosed`."""
+        for listener in list(self.listeners):
+            await listener.aclose()
 
     def __repr__(self) -> str:
         return f"MemoryTransport({self.url!r})"
 
 
 if typing.TYPE_CHECKING:
-    from steward.rpc.transports.base import Listener, Transport
+    from steward.rpc.transports.base import Listener, ReplyListener, Transport
 
     _transport: Transport = MemoryTransport()
     _listener: Listener = typing.cast("_Listener", None)
+    _reply_listener: ReplyListener = typing.cast("_ReplyListener", None)
     _incoming: IncomingMessage = typing.cast("_Incoming", None)

@@ -81,14 +81,18 @@ from steward.errors import (
 )
 from steward.rpc.transports._nats_connection import Connection, Subjects, parse_url, token
 from steward.rpc.transports._nats_listener import EXPIRES_HEADER, CoreFeed, Listener, PullFeed
+from steward.rpc.transports.base import BaseTransport
 
 if typing.TYPE_CHECKING:
     from nats.aio.msg import Msg
+    from nats.aio.subscription import Subscription
 
     from steward.rpc.target import Target
     from steward.rpc.transports.base import (
+        CrashHandler,
         MessageHandler,
         ReplyHandler,
+        ReplyListener,
         Transport,
         UndeliverableHandler,
     )
@@ -111,17 +115,18 @@ _NO_RESPONDERS = "503"
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}").fullmatch
 
 
-class NatsTransport:
+class NatsTransport(BaseTransport):
     """The nats:// transport. See the module docstring.
 
     ``settings`` (default: the process's) gives ``control_exchange``, ``max_message_size`` and
     the ``nats_*`` options; they are read once, here. :attr:`connection` keeps the nats-py
-    client; its ``name`` is the client name the server shows.
+    client (connecting in the transport's task group); its ``name`` is the client name the
+    server shows.
     """
 
     def __init__(self, url: str, *, settings: config.Settings | None = None) -> None:
-        settings = settings if settings is not None else config.get_settings()
-        self._url = url
+        super().__init__(url, settings if settings is not None else config.get_settings())
+        settings = self.settings
         try:
             parsed = parse_url(url)
             parsed.tls()  # a TLS file that cannot be read is a bad URL, said now
@@ -133,23 +138,14 @@ class NatsTransport:
             settings.nats_jetstream
         )  # fmt: skip
         self.subjects = Subjects(parsed.namespace, settings.control_exchange)
-        self.connection = Connection(parsed, self.url, settings)
+        self.connection = Connection(parsed, self.url, settings, self.tasks)
         self._ack_wait = settings.nats_ack_wait
-        self._max_message_size = settings.max_message_size
-        self._reply_subject: str | None = None
-        self._reply_handler: ReplyHandler | None = None
         self._undeliverable: UndeliverableHandler | None = None
         # Where the server's no-responders statuses come back: ``<prefix>.<call id>``.
         self._bounce_prefix: str | None = None
         self._bounce_lock = asyncio.Lock()
         self._notification_consumers: set[str] = set()
         self._listeners: set[Listener] = set()
-        self._closed = False
-
-    @property
-    def url(self) -> str:
-        """The transport URL with passwords masked."""
-        return config.mask_url(self._url)
 
     @property
     def max_message_size(self) -> int:
@@ -163,12 +159,6 @@ class NatsTransport:
     def connected(self) -> bool:
         """Whether the transport is connected to a NATS server right now."""
         return self.connection.connected
-
-    def _check(self, body: bytes) -> None:
-        if self._closed:
-            raise TransportClosed(f"transport {self.url} is closed")
-        if len(body) > self.max_message_size:
-            raise MessageTooLarge(len(body), self.max_message_size)
 
     async def send(
         self,
@@ -191,9 +181,9 @@ class NatsTransport:
         :class:`MessageTooLarge`, :class:`TransportClosed`, or :class:`MessageDeliveryFailure`
         when the server does not take it.
         """
-        self._check(body)
+        self.check_body(body)
         await self.connection.client()
-        self._check(body)  # now against the server's max_payload too
+        self.check_body(body)  # now against the server's max_payload too
         subject = self.subjects.destination("cast" if confirm else "call", target)
         headers = {EXPIRES_HEADER: f"{time.time() + expiration:.3f}"} if expiration else None
         if target.fanout:  # every server listening now; none is not an error
@@ -301,18 +291,25 @@ class NatsTransport:
 
         Any other address (it comes from a request, so from anyone) is logged and dropped.
         """
-        self._check(body)
+        self.check_body(body)
         if not self.subjects.is_reply(reply_to):
             LOG.warning("Dropping a reply to %.100r: not a reply subject of %s", reply_to,
                         self.subjects.namespace)  # fmt: skip
             return
         await self._publish(reply_to, body, None, flush=False)
 
-    async def listen(self, target: Target, handler: MessageHandler, *, prefetch: int) -> Listener:
+    async def listen(
+        self,
+        target: Target,
+        handler: MessageHandler,
+        *,
+        prefetch: int,
+        on_crash: CrashHandler | None = None,
+    ) -> Listener:
         """Consume the target's topic and server subjects (calls and casts) and its fanout."""
         if not target.topic or not target.server:
             raise ValueError(f"a server listens on a topic and a server name, got {target}")
-        listener = self._listener(handler)
+        listener = self._listener(handler, on_crash)
         for subject in self.subjects.server("call", target):
             listener.feeds.append(CoreFeed(listener, subject, "servers", prefetch))
         for subject in self.subjects.server("cast", target):
@@ -322,23 +319,23 @@ class NatsTransport:
 
     async def listen_replies(
         self, handler: ReplyHandler, *, undeliverable: UndeliverableHandler | None = None
-    ) -> str:
-        """Subscribe to this transport's reply subject (once) and return it."""
-        if self._closed:
-            raise TransportClosed(f"transport {self.url} is closed")
-        self._reply_handler = handler
-        self._undeliverable = undeliverable
-        if self._reply_subject is None:
-            client = await self.connection.client()
-            subject = self.subjects.reply()
-            await client.subscribe(subject, cb=self._on_reply)
-            await client.flush()
-            self._reply_subject = subject
-        return self._reply_subject
+    ) -> _ReplyListener:
+        """Subscribe to a new reply subject of this transport.
 
-    async def _on_reply(self, msg: Msg) -> None:
-        if self._reply_handler is not None:
-            self._reply_handler(msg.data)
+        Called once, by the transport's :attr:`replies`: calls that find no server are reported
+        to the ``undeliverable`` of the last reply listener.
+        """
+        self.check_open()
+        client = await self.connection.client()
+        subject = self.subjects.reply()
+
+        async def on_reply(msg: Msg) -> None:
+            handler(msg.data)
+
+        subscription = await client.subscribe(subject, cb=on_reply)
+        await client.flush()
+        self._undeliverable = undeliverable
+        return _ReplyListener(subject, subscription)
 
     async def send_notification(self, target: Target, priority: str, body: bytes) -> None:
         """Publish to ``ns.notify.<exchange>.<topic>.<priority>`` and wait for the server.
@@ -346,7 +343,7 @@ class NatsTransport:
         With JetStream, the subject's durable consumer is created first (once per transport),
         so the notification waits for a listener as in oslo's ``<topic>.<priority>`` queue.
         """
-        self._check(body)
+        self.check_body(body)
         subject = self.subjects.notification(target, priority)
         if not self.jetstream:
             await self._publish(subject, body, None, flush=True)
@@ -370,19 +367,19 @@ class NatsTransport:
         *,
         pool: str | None = None,
         prefetch: int,
+        on_crash: CrashHandler | None = None,
     ) -> Listener:
         """Consume each ``(target, priority)`` subject: shared, or ``pool``'s own copy."""
-        listener = self._listener(handler)
+        listener = self._listener(handler, on_crash)
         group = "notifications" if pool is None else f"pool:{token(pool)}"
         for target, priority in targets:
             subject = self.subjects.notification(target, priority)
             listener.feeds.append(self._feed(listener, subject, group, pool, prefetch))
         return await self._start(listener)
 
-    def _listener(self, handler: MessageHandler) -> Listener:
-        if self._closed:
-            raise TransportClosed(f"transport {self.url} is closed")
-        return Listener(self.connection, handler)
+    def _listener(self, handler: MessageHandler, on_crash: CrashHandler | None) -> Listener:
+        self.check_open()
+        return Listener(self.connection, handler, on_crash)
 
     def _feed(
         self, listener: Listener, subject: str, group: str, pool: str | None, prefetch: int
@@ -401,11 +398,8 @@ class NatsTransport:
         self._listeners.add(listener)
         return listener
 
-    async def close(self) -> None:
+    async def _aclose(self) -> None:
         """Stop the listeners left, and close the connection."""
-        if self._closed:
-            return
-        self._closed = True
         for listener in list(self._listeners):
             await listener.close()
         self._listeners.clear()
@@ -415,5 +409,20 @@ class NatsTransport:
         return f"NatsTransport({self.url!r})"
 
 
+class _ReplyListener:
+    """The transport's reply subject and its subscription; aclose() unsubscribes."""
+
+    def __init__(self, address: str, subscription: Subscription) -> None:
+        self.address = address
+        self._subscription = subscription
+
+    async def aclose(self) -> None:
+        try:
+            await self._subscription.unsubscribe()
+        except NatsError as exc:  # the connection is closed: the server forgot it already
+            LOG.debug("Could not unsubscribe from %s (%r)", self.address, exc)
+
+
 if typing.TYPE_CHECKING:
     _transport: Transport = NatsTransport("nats://")
+    _reply_listener: ReplyListener = typing.cast("_ReplyListener", None)

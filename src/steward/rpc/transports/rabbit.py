@@ -38,12 +38,8 @@ import aiormq
 from pamqp.commands import Basic
 
 from steward import config, redact
-from steward.errors import (
-    InvalidTransportURL,
-    MessageTooLarge,
-    MessagingError,
-    TransportClosed,
-)
+from steward._aio import TaskGroup
+from steward.errors import InvalidTransportURL, MessagingError
 from steward.rpc import wire
 from steward.rpc.transports._rabbit_connection import (
     CHANNEL_ERRORS,
@@ -52,16 +48,19 @@ from steward.rpc.transports._rabbit_connection import (
     broker_urls,
 )
 from steward.rpc.transports._rabbit_topology import Queue, Topology, declare, properties
+from steward.rpc.transports.base import BaseListener, BaseTransport
 
 if typing.TYPE_CHECKING:
     from aiormq.abc import DeliveredMessage
 
     from steward.rpc.target import Target
     from steward.rpc.transports.base import (
+        CrashHandler,
         IncomingMessage,
         Listener,
         MessageHandler,
         ReplyHandler,
+        ReplyListener,
         Transport,
         UndeliverableHandler,
     )
@@ -73,28 +72,28 @@ LOG = logging.getLogger(__name__)
 _NO_EXPIRATION = properties()
 
 
-class RabbitTransport:
+class RabbitTransport(BaseTransport):
     """The amqp:// (``amqps://``, ``rabbit://``) transport. See the module docstring.
 
     ``settings`` (default: the process's) gives the oslo options that shape the topology and
-    the connection; they are read once, here. :attr:`connector` keeps the connection; its
-    ``name`` is the AMQP ``connection_name`` the broker shows.
+    the connection; they are read once, here. :attr:`connector` keeps the connection, in the
+    transport's task group; its ``name`` is the AMQP ``connection_name`` the broker shows.
     """
 
     def __init__(self, url: str, *, settings: config.Settings | None = None) -> None:
-        settings = settings if settings is not None else config.get_settings()
-        self._url = url
+        super().__init__(url, settings if settings is not None else config.get_settings())
+        settings = self.settings
         try:
             urls = broker_urls(url, heartbeat=settings.heartbeat_timeout_threshold)
         except ValueError as exc:
             raise InvalidTransportURL(
                 f"cannot read {config.mask_url(url)!r}: {redact.mask_detail(str(exc), url)}"
             ) from exc
-        self._max_message_size = settings.max_message_size
         self._prefetch_count = settings.rabbit_qos_prefetch_count
         self._topology = Topology(settings)
         self.connector = Connector(
             urls,
+            tasks=self.tasks,
             retry_interval=settings.rabbit_retry_interval,
             retry_backoff=settings.rabbit_retry_backoff,
             maximum=settings.rabbit_interval_max,
@@ -102,28 +101,9 @@ class RabbitTransport:
         # One channel per direction: casts wait for confirms, calls and replies do not.
         self._confirmed = Publisher(self.connector, confirm=True)
         self._unconfirmed = Publisher(self.connector, confirm=False, on_return=self._returned)
-        self._replies: _Consumption | None = None
-        self._reply_handler: ReplyHandler | None = None
+        self._reply_listener: _ReplyListener | None = None
         self._undeliverable: UndeliverableHandler | None = None
-        self._reply_lock = asyncio.Lock()
         self._listeners: set[_Listener] = set()
-        self._closed = False
-
-    @property
-    def url(self) -> str:
-        """The transport URL with passwords masked."""
-        return config.mask_url(self._url)
-
-    @property
-    def max_message_size(self) -> int:
-        """The ``max_message_size`` setting: larger bodies are refused on send."""
-        return self._max_message_size
-
-    def _check(self, body: bytes) -> None:
-        if self._closed:
-            raise TransportClosed(f"transport {self.url} is closed")
-        if len(body) > self._max_message_size:
-            raise MessageTooLarge(len(body), self._max_message_size)
 
     async def send(
         self,
@@ -142,7 +122,7 @@ class RabbitTransport:
         reported to the reply listener's ``undeliverable`` (a call: its ``_msg_id`` is read from
         the returned body, so ``call_id`` needs no AMQP property oslo would not send).
         """
-        self._check(body)
+        self.check_body(body)
         if not target.topic:
             raise ValueError(f"a message goes to a topic, got {target}")
         exchange, routing_key = self._topology.destination(target)
@@ -152,25 +132,30 @@ class RabbitTransport:
 
     async def send_reply(self, reply_to: str, body: bytes) -> None:
         """Publish a reply to the default exchange, routing key ``reply_to``, mandatory."""
-        self._check(body)
+        self.check_body(body)
         await self._unconfirmed.publish(None, reply_to, body, _NO_EXPIRATION, mandatory=True)
 
-    async def listen(self, target: Target, handler: MessageHandler, *, prefetch: int) -> _Listener:
+    async def listen(
+        self,
+        target: Target,
+        handler: MessageHandler,
+        *,
+        prefetch: int,
+        on_crash: CrashHandler | None = None,
+    ) -> _Listener:
         """Declare and consume the target's topic, server and fanout queues on one channel."""
         if not target.topic or not target.server:
             raise ValueError(f"a server listens on a topic and a server name, got {target}")
-        if self._closed:
-            raise TransportClosed(f"transport {self.url} is closed")
-        listener = _Listener(
-            self, self._topology.server_queues(target), handler, self._prefetch_count or prefetch
-        )
+        self.check_open()
+        queues = self._topology.server_queues(target)
+        listener = _Listener(self, queues, handler, self._prefetch_count or prefetch, on_crash)
         await listener.start()
         self._listeners.add(listener)
         return listener
 
     async def send_notification(self, target: Target, priority: str, body: bytes) -> None:
         """Publish to ``<topic>.<priority>``, confirmed, declaring that queue first (as oslo)."""
-        self._check(body)
+        self.check_body(body)
         if not target.topic:
             raise ValueError(f"a notification goes to a topic, got {target}")
         queue = self._topology.notification_queue(target, priority)
@@ -183,34 +168,38 @@ class RabbitTransport:
         *,
         pool: str | None = None,
         prefetch: int,
+        on_crash: CrashHandler | None = None,
     ) -> _Listener:
         """Consume ``<topic>.<priority>`` queues, or one queue ``pool`` bound to those keys."""
-        if self._closed:
-            raise TransportClosed(f"transport {self.url} is closed")
+        self.check_open()
         if not targets or not all(target.topic for target, _ in targets):
             raise ValueError(f"notifications are consumed from topics, got {targets}")
         queues = [self._topology.notification_queue(t, p, pool) for t, p in targets]
-        listener = _Listener(self, queues, handler, self._prefetch_count or prefetch)
+        listener = _Listener(self, queues, handler, self._prefetch_count or prefetch, on_crash)
         await listener.start()
         self._listeners.add(listener)
         return listener
 
     async def listen_replies(
         self, handler: ReplyHandler, *, undeliverable: UndeliverableHandler | None = None
-    ) -> str:
-        """Declare and consume this transport's reply queue (once); return its name."""
-        if self._closed:
-            raise TransportClosed(f"transport {self.url} is closed")
-        self._reply_handler = handler
+    ) -> _ReplyListener:
+        """Declare and consume a reply queue of this transport, in its task group.
+
+        Called once, by the transport's :attr:`replies`: returned calls are reported to the
+        ``undeliverable`` of the last reply listener.
+        """
+        self.check_open()
+
+        async def on_reply(message: DeliveredMessage) -> None:
+            handler(message.body)
+
+        consumption = _Consumption(
+            self, self.tasks, [self._topology.reply_queue()], on_reply, prefetch=0, no_ack=True
+        )
+        await consumption.start()
         self._undeliverable = undeliverable
-        async with self._reply_lock:
-            if self._replies is None:
-                replies = _Consumption(
-                    self, [self._topology.reply_queue()], self._on_reply, prefetch=0, no_ack=True
-                )
-                await replies.start()
-                self._replies = replies
-        return self._replies.queues[0].name
+        self._reply_listener = _ReplyListener(consumption)
+        return self._reply_listener
 
     def _returned(self, frame: Basic.Return, body: bytes) -> None:
         """Handle a mandatory message returned on the unconfirmed channel: a reply or a call."""
@@ -236,19 +225,12 @@ class RabbitTransport:
             return
         self._undeliverable(address[0])
 
-    async def _on_reply(self, message: DeliveredMessage) -> None:
-        if self._reply_handler is not None:
-            self._reply_handler(message.body)
-
-    async def close(self) -> None:
+    async def _aclose(self) -> None:
         """Stop the consumers left, close the channels and the connection."""
-        if self._closed:
-            return
-        self._closed = True
         for listener in list(self._listeners):
-            await listener.stop()
-        if self._replies is not None:
-            await self._replies.cancel()
+            await listener.aclose()
+        if self._reply_listener is not None:
+            await self._reply_listener.aclose()
         await self._confirmed.close()
         await self._unconfirmed.close()
         await self.connector.close()
@@ -257,12 +239,29 @@ class RabbitTransport:
         return f"RabbitTransport({self.url!r})"
 
 
+class _ReplyListener:
+    """The transport's reply queue and its consumer; aclose() stops consuming it."""
+
+    def __init__(self, consumption: _Consumption) -> None:
+        self._consumption = consumption
+        self.address = consumption.queues[0].name
+
+    async def aclose(self) -> None:
+        channel = await self._consumption.cancel()
+        if channel is not None and not channel.is_closed:
+            await channel.close()
+
+
 class _Consumption:
-    """Consumes ``queues`` on a channel of its own; declares and consumes again after a loss."""
+    """Consumes ``queues`` on a channel of its own; declares and consumes again after a loss.
+
+    Its task runs in ``tasks``, the group of its owner (a listener, or the transport for replies).
+    """
 
     def __init__(
         self,
         transport: RabbitTransport,
+        tasks: TaskGroup,
         queues: Sequence[Queue],
         on_message: Callable[[DeliveredMessage], Coroutine[None, None, None]],
         *,
@@ -272,6 +271,7 @@ class _Consumption:
         self.queues = list(queues)
         self.channel: aiormq.Channel | None = None
         self._transport = transport
+        self._tasks = tasks
         self._on_message = on_message
         self._prefetch = prefetch
         self._no_ack = no_ack
@@ -282,7 +282,7 @@ class _Consumption:
     async def start(self) -> None:
         """Consume; raises what made the first declaration or consume fail."""
         ready = asyncio.get_running_loop().create_future()
-        self._task = asyncio.create_task(self._keep(ready), name=f"consume {self.queues[0].name}")
+        self._task = self._tasks.create_task(self._keep(ready), name=f"consume {self._names()}")
         try:
             await ready
         except BaseException:
@@ -294,7 +294,7 @@ class _Consumption:
             await self._keep_consuming(ready)
         except Exception as exc:
             if ready.done():
-                raise  # a bug: cancel() logs it
+                raise  # a bug: the task group reports it to the owner
             ready.set_exception(exc)
 
     async def _keep_consuming(self, ready: asyncio.Future[None]) -> None:
@@ -359,11 +359,9 @@ class _Consumption:
     async def cancel(self) -> aiormq.Channel | None:
         """Stop consuming; return the channel, left open to settle what was delivered."""
         task, self._task = self._task, None
-        if task is not None:
+        if task is not None:  # a crash of it was reported by its group
             task.cancel()
             await asyncio.wait([task])
-            if not task.cancelled() and task.exception() is not None:
-                LOG.error("Consuming %s had failed", self._names(), exc_info=task.exception())
         channel = self.channel
         if channel is not None and not channel.is_closed:
             for tag in self._tags:
@@ -427,8 +425,8 @@ async def _settle(message: DeliveredMessage, how: str) -> None:
         LOG.debug("Could not %s message %s (%r); the broker delivers it again", how, tag, exc)
 
 
-class _Listener:
-    """A server target's consumers, feeding one handler one message at a time."""
+class _Listener(BaseListener):
+    """A target's consumers, feeding one handler one message at a time; tasks in its group."""
 
     def __init__(
         self,
@@ -436,20 +434,26 @@ class _Listener:
         queues: Sequence[Queue],
         handler: MessageHandler,
         prefetch: int,
+        on_crash: CrashHandler | None,
     ) -> None:
+        super().__init__(f"listener of {queues[0].name}", on_crash)
         self._transport = transport
         self._handler = handler
         self._inbox: asyncio.Queue[DeliveredMessage] = asyncio.Queue()
         self._consumption = _Consumption(
-            transport, queues, self._deliver, prefetch=prefetch, no_ack=False
+            transport, self.tasks, queues, self._deliver, prefetch=prefetch, no_ack=False
         )
         self._unsettled: set[_Incoming] = set()
         self._pump: asyncio.Task[None] | None = None
         self._stopped = False
 
     async def start(self) -> None:
-        await self._consumption.start()
-        self._pump = asyncio.create_task(self._run(), name="deliver")
+        try:
+            await self._consumption.start()
+        except BaseException:
+            await self.tasks.aclose()
+            raise
+        self._pump = self.tasks.create_task(self._run(), name="deliver")
 
     async def _deliver(self, message: DeliveredMessage) -> None:
         # Called by aiormq in a task per message; the queue keeps them in order for _run.
@@ -470,7 +474,7 @@ class _Listener:
                 )
                 await incoming.requeue()
 
-    async def stop(self) -> None:
+    async def aclose(self) -> None:
         """Stop consuming and give back what the handler never saw; the rest stays to settle."""
         if self._stopped:
             return
@@ -483,6 +487,7 @@ class _Listener:
             await asyncio.wait([pump])
         while not self._inbox.empty():
             await _settle(self._inbox.get_nowait(), "nack")
+        await self.tasks.aclose()
         await self._close_when_settled()
 
     async def settled(self, incoming: _Incoming) -> None:
@@ -498,4 +503,5 @@ class _Listener:
 if typing.TYPE_CHECKING:
     _transport: Transport = RabbitTransport("amqp://")
     _listener: Listener = typing.cast("_Listener", None)
+    _reply_listener: ReplyListener = typing.cast("_ReplyListener", None)
     _incoming: IncomingMessage = typing.cast("_Incoming", None)

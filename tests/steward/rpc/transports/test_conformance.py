@@ -283,7 +283,7 @@ async def test_late_reply_is_dropped_and_never_reaches_another_call(
     with pytest.raises(MessagingTimeout):
         await client.prepare(timeout=0.3).call(context, "wait_for_release")
     assert endpoint.entered.is_set()
-    with caplog.at_level(logging.INFO, logger="steward.rpc.client"):
+    with caplog.at_level(logging.INFO, logger="steward.rpc.replies"):
         endpoint.release.set()
         result = await client.call(context, "echo", value="mine")
     assert result["value"] == "mine"
@@ -357,7 +357,8 @@ async def reply_catcher(url: str) -> AsyncIterator[tuple[str, asyncio.Queue[wire
     """A second transport's reply address, collecting the replies sent to it."""
     other = get_transport(url)
     replies: asyncio.Queue[wire.JSONDict] = asyncio.Queue()
-    address = await other.listen_replies(lambda body: replies.put_nowait(wire.decode(body)))
+    listener = await other.listen_replies(lambda body: replies.put_nowait(wire.decode(body)))
+    address = listener.address
     yield address, replies
     await other.close()
 

@@ -316,7 +316,7 @@ async def test_server_and_reply_topology_match_oslo(
     transport: RabbitTransport, topic: str, rabbit_url: str, rabbitmqctl: RabbitCtl
 ) -> None:
     listener = await transport.listen(Target(topic, "host1"), Collector(), prefetch=4)
-    reply_queue = await transport.listen_replies(lambda body: None)
+    reply_queue = (await transport.listen_replies(lambda body: None)).address
     vhost = vhost_of(rabbit_url)
     columns = ("name", "durable", "auto_delete", "exclusive", "arguments", "consumers")
     queues = {
