@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from importlib import metadata
 
+from steward._aio import TASK_STATUS_IGNORED, TaskStatus, start
 from steward.clock import Clock, SystemClock
 from steward.config import Settings, get_settings, load_settings
 from steward.context import RequestContext, get_admin_context, get_current
@@ -39,6 +40,8 @@ __all__ = [
     "Settings",
     "StewardError",
     "SystemClock",
+    "TASK_STATUS_IGNORED",
+    "TaskStatus",
     "__version__",
     "available_drivers",
     "get_admin_context",
@@ -47,4 +50,5 @@ __all__ = [
     "load_driver",
     "load_settings",
     "periodic_task",
+    "start",
 ]

@@ -17,6 +17,8 @@ from collections.abc import Iterator
 
 import uvicorn
 
+from steward._aio import TaskGroup
+
 if typing.TYPE_CHECKING:
     from starlette.types import ASGIApp
 
@@ -45,6 +47,9 @@ class RestServer:
         self.port: int | None = None
         self._server: _Server | None = None
         self._task: asyncio.Task[None] | None = None
+        # uvicorn's serve() runs in the server's group; one that dies is logged at once and
+        # raised by stop().
+        self._tasks = TaskGroup("rest api")
 
     @property
     def url(self) -> str:
@@ -67,7 +72,7 @@ class RestServer:
             timeout_graceful_shutdown=max(1, int(self.graceful_shutdown_timeout)),
         )
         self._server = _Server(config)
-        self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="rest api")
+        self._task = self._tasks.create_task(self._server.serve(sockets=[sock]), name="uvicorn")
         await asyncio.sleep(0)  # let uvicorn set up: a failure shows below
         if self._task.done():
             self._task.result()
@@ -78,6 +83,7 @@ class RestServer:
         if self._server is None or self._task is None:
             return
         self._server.should_exit = True
-        task, self._task = self._task, None
-        await task
+        self._task = None
+        await self._tasks.wait()  # uvicorn ends by itself once it should exit
+        await self._tasks.aclose()
         LOG.info("REST API on %s stopped", self.url)

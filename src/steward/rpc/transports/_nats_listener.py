@@ -39,13 +39,18 @@ from nats.errors import Error as NatsError
 
 from steward.errors import TransportClosed
 from steward.rpc.transports._nats_connection import Connection
-from steward.rpc.transports.base import BaseListener
+from steward.rpc.transports.base import BaseIncoming, BaseListener
 
 if typing.TYPE_CHECKING:
     from nats.aio.msg import Msg
     from nats.aio.subscription import Subscription
 
-    from steward.rpc.transports.base import CrashHandler, IncomingMessage, MessageHandler
+    from steward.rpc.transports.base import (
+        CrashHandler,
+        IncomingMessage,
+        MessageHandler,
+        Settlement,
+    )
     from steward.rpc.transports.base import Listener as ListenerProtocol
 
 __all__ = ["EXPIRES_HEADER", "REDELIVERED_HEADER", "CoreFeed", "Listener", "PullFeed"]
@@ -66,15 +71,15 @@ _UNBOUNDED_BATCH = 256
 _SETTLE_ERRORS = (NatsError, OSError)  # closed connection, already settled, not JetStream
 
 
-class _Incoming:
+class _Incoming(BaseIncoming):
     """A delivered message, to settle once."""
 
-    __slots__ = ("_feed", "_settled", "msg", "redelivered_here")
+    __slots__ = ("_feed", "msg", "redelivered_here")
 
     def __init__(self, feed: CoreFeed | PullFeed, msg: Msg) -> None:
+        super().__init__()
         self._feed = feed
         self.msg = msg
-        self._settled = False
         self.redelivered_here = False
 
     @property
@@ -94,19 +99,7 @@ class _Incoming:
         except ValueError:
             return False  # not ours to judge: the message is handled
 
-    async def ack(self) -> None:
-        await self._settle("ack")
-
-    async def requeue(self) -> None:
-        await self._settle("requeue")
-
-    async def reject(self) -> None:
-        await self._settle("reject")
-
-    async def _settle(self, how: str) -> None:
-        if self._settled:
-            return
-        self._settled = True
+    async def _settle(self, how: Settlement) -> None:
         self._feed.listener.settled(self)
         await self._feed.settle(self, how)
 

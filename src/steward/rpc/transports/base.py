@@ -47,6 +47,7 @@ if typing.TYPE_CHECKING:
     from steward.rpc.target import Target
 
 __all__ = [
+    "BaseIncoming",
     "BaseListener",
     "BaseTransport",
     "CrashHandler",
@@ -55,6 +56,7 @@ __all__ = [
     "MessageHandler",
     "ReplyHandler",
     "ReplyListener",
+    "Settlement",
     "Transport",
     "UndeliverableHandler",
 ]
@@ -246,6 +248,45 @@ class Transport(typing.Protocol):
         exc: BaseException | None,
         tb: types.TracebackType | None,
     ) -> None: ...
+
+
+Settlement = typing.Literal["ack", "requeue", "reject"]
+"""How an :class:`IncomingMessage` was settled."""
+
+
+class BaseIncoming:
+    """The settle-once rule every transport's delivered message shares.
+
+    ``ack``, ``requeue`` and ``reject`` call the subclass's :meth:`_settle` for the first of
+    them only; later calls do nothing ("exactly one settle call counts").
+    """
+
+    __slots__ = ("_settled",)
+
+    def __init__(self) -> None:
+        self._settled = False
+
+    async def ack(self) -> None:
+        """Settle: handled; the transport forgets the message."""
+        await self._settle_once("ack")
+
+    async def requeue(self) -> None:
+        """Settle: not handled; give it back for another (or the same) listener."""
+        await self._settle_once("requeue")
+
+    async def reject(self) -> None:
+        """Settle: never handle it (malformed); drop it without requeueing."""
+        await self._settle_once("reject")
+
+    async def _settle_once(self, how: Settlement) -> None:
+        if self._settled:
+            return
+        self._settled = True
+        await self._settle(how)
+
+    async def _settle(self, how: Settlement) -> None:
+        """Settle the message with the transport (each transport's own); called once."""
+        raise NotImplementedError
 
 
 class BaseListener:

@@ -28,12 +28,14 @@ from steward.errors import MessageUndeliverable
 from steward.redact import shorten
 from steward.rpc.target import Target
 from steward.rpc.transports.base import (
+    BaseIncoming,
     BaseListener,
     BaseTransport,
     CrashHandler,
     IncomingMessage,
     MessageHandler,
     ReplyHandler,
+    Settlement,
     UndeliverableHandler,
 )
 from steward.rpc.wire import new_id
@@ -104,15 +106,15 @@ def _broker_for(name: str) -> _Broker:
     return brokers[name]
 
 
-class _Incoming:
+class _Incoming(BaseIncoming):
     """A message delivered to a consumer, to settle once."""
 
-    __slots__ = ("_consumer", "_message", "_settled")
+    __slots__ = ("_consumer", "_message")
 
     def __init__(self, consumer: _Consumer, message: _Message) -> None:
+        super().__init__()
         self._consumer = consumer
         self._message = message
-        self._settled = False
 
     @property
     def body(self) -> bytes:
@@ -122,21 +124,9 @@ class _Incoming:
     def redelivered(self) -> bool:
         return self._message.redelivered
 
-    def _settle(self) -> bool:
-        if self._settled:
-            return False
-        self._settled = True
+    async def _settle(self, how: Settlement) -> None:
         self._consumer.settled(self)
-        return True
-
-    async def ack(self) -> None:
-        self._settle()
-
-    async def reject(self) -> None:
-        self._settle()
-
-    async def requeue(self) -> None:
-        if self._settle():
+        if how == "requeue":
             self._message.redelivered = True
             self._consumer.queue.put(self._message, front=True)
 

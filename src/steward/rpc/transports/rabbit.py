@@ -48,7 +48,7 @@ from steward.rpc.transports._rabbit_connection import (
     broker_urls,
 )
 from steward.rpc.transports._rabbit_topology import Queue, Topology, declare, properties
-from steward.rpc.transports.base import BaseListener, BaseTransport
+from steward.rpc.transports.base import BaseIncoming, BaseListener, BaseTransport
 
 if typing.TYPE_CHECKING:
     from aiormq.abc import DeliveredMessage
@@ -61,6 +61,7 @@ if typing.TYPE_CHECKING:
         MessageHandler,
         ReplyHandler,
         ReplyListener,
+        Settlement,
         Transport,
         UndeliverableHandler,
     )
@@ -372,15 +373,15 @@ class _Consumption:
         return channel
 
 
-class _Incoming:
+class _Incoming(BaseIncoming):
     """A delivered message, settled on the channel it came on (a no-op once that is gone)."""
 
-    __slots__ = ("_listener", "_message", "_settled")
+    __slots__ = ("_listener", "_message")
 
     def __init__(self, listener: _Listener, message: DeliveredMessage) -> None:
+        super().__init__()
         self._listener = listener
         self._message = message
-        self._settled = False
 
     @property
     def body(self) -> bytes:
@@ -391,33 +392,21 @@ class _Incoming:
         delivery = self._message.delivery
         return isinstance(delivery, Basic.Deliver) and bool(delivery.redelivered)
 
-    async def ack(self) -> None:
-        await self._settle("ack")
-
-    async def requeue(self) -> None:
-        await self._settle("nack")
-
-    async def reject(self) -> None:
-        await self._settle("reject")
-
-    async def _settle(self, how: str) -> None:
-        if self._settled:
-            return
-        self._settled = True
+    async def _settle(self, how: Settlement) -> None:
         try:
             await _settle(self._message, how)
         finally:
             await self._listener.settled(self)
 
 
-async def _settle(message: DeliveredMessage, how: str) -> None:
+async def _settle(message: DeliveredMessage, how: Settlement) -> None:
     channel, tag = message.channel, message.delivery_tag
     if channel.is_closed or tag is None:
         return  # the broker delivers it again, to whoever consumes the queue next
     try:
         if how == "ack":
             await channel.basic_ack(tag, wait=False)
-        elif how == "nack":
+        elif how == "requeue":
             await channel.basic_nack(tag, requeue=True, wait=False)
         else:
             await channel.basic_reject(tag, requeue=False, wait=False)
@@ -486,7 +475,7 @@ class _Listener(BaseListener):
             pump.cancel()
             await asyncio.wait([pump])
         while not self._inbox.empty():
-            await _settle(self._inbox.get_nowait(), "nack")
+            await _settle(self._inbox.get_nowait(), "requeue")
         await self.tasks.aclose()
         await self._close_when_settled()
 
