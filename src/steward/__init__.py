@@ -14,6 +14,7 @@ from steward.config import Settings, get_settings, load_settings
 from steward.context import RequestContext, get_admin_context, get_current
 from steward.drivers import available_drivers, load_driver
 from steward.errors import (
+    BindingError,
     ConfigError,
     DriverLoadError,
     DriverNotFound,
@@ -21,18 +22,20 @@ from steward.errors import (
     PeriodicTaskError,
     StewardError,
 )
-from steward.manager import Manager
+from steward.manager import Manager, ManagerBindings
 from steward.periodic import PeriodicScheduler, periodic_task
 
 __version__ = metadata.version("steward-rpc")  # the distribution; docs/decisions/0009
 
 __all__ = [
+    "BindingError",
     "Clock",
     "ConfigError",
     "DriverLoadError",
     "DriverNotFound",
     "InvalidPeriodicTaskArg",
     "Manager",
+    "ManagerBindings",
     "PeriodicScheduler",
     "PeriodicTaskError",
     "RequestContext",

@@ -9,6 +9,7 @@
     ├── SchemaOutOfDate                    the database schema is behind this steward's migrations
     ├── ServiceNotFound (LookupError)      no service record for that host and binary
     ├── ServiceStartError                  a service could not start (a hook or a step failed)
+    ├── BindingError (RuntimeError)        a manager was handed its collaborators twice, or late
     ├── PeriodicTaskError                  a periodic task was declared wrongly
     │   └── InvalidPeriodicTaskArg (ValueError, TypeError)
     └── MessagingError                     anything RPC (oslo.messaging's names)
@@ -38,6 +39,7 @@ one raised by a remote method is re-created on the caller's side as ``cls(*args)
 from __future__ import annotations
 
 __all__ = [
+    "BindingError",
     "ConfigError",
     "DriverLoadError",
     "DriverNotFound",
@@ -128,6 +130,14 @@ class ServiceStartError(StewardError):
     """A service could not start; what it had started was stopped again.
 
     Raised by :meth:`steward.service.Service.start`, chained to the hook's or step's error.
+    """
+
+
+class BindingError(StewardError, RuntimeError):
+    """A manager or periodic scheduler was handed its collaborators twice, or after it started.
+
+    Raised by :meth:`steward.Manager.bind` and :meth:`steward.PeriodicScheduler.bind`: a manager
+    is run by one service, which hands it the collaborators once, when it wraps it.
     """
 
 
