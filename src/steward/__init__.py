@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from importlib import metadata
 
-from steward._aio import TASK_STATUS_IGNORED, TaskStatus, start
+from steward._aio import TaskStatus, start
 from steward.clock import Clock, SystemClock
 from steward.config import Settings, get_settings, load_settings
 from steward.context import RequestContext, get_admin_context, get_current
 from steward.drivers import available_drivers, load_driver
 from steward.errors import (
+    BindingError,
     ConfigError,
     DriverLoadError,
     DriverNotFound,
@@ -22,25 +23,26 @@ from steward.errors import (
     PeriodicTaskError,
     StewardError,
 )
-from steward.manager import Manager
+from steward.manager import Manager, ManagerBindings
 from steward.periodic import PeriodicScheduler, periodic_task
 
 __version__ = metadata.version("steward-rpc")  # the distribution; docs/decisions/0009
 
 __all__ = [
+    "BindingError",
     "Clock",
     "ConfigError",
     "DriverLoadError",
     "DriverNotFound",
     "InvalidPeriodicTaskArg",
     "Manager",
+    "ManagerBindings",
     "PeriodicScheduler",
     "PeriodicTaskError",
     "RequestContext",
     "Settings",
     "StewardError",
     "SystemClock",
-    "TASK_STATUS_IGNORED",
     "TaskStatus",
     "__version__",
     "available_drivers",

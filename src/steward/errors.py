@@ -9,6 +9,8 @@
     ├── SchemaOutOfDate                    the database schema is behind this steward's migrations
     ├── ServiceNotFound (LookupError)      no service record for that host and binary
     ├── ServiceStartError                  a service could not start (a hook or a step failed)
+    ├── ServiceFailed                      a running service failed (a task of it died) and stopped
+    ├── BindingError (RuntimeError)        a manager was handed its collaborators twice, or late
     ├── PeriodicTaskError                  a periodic task was declared wrongly
     │   └── InvalidPeriodicTaskArg (ValueError, TypeError)
     └── MessagingError                     anything RPC (oslo.messaging's names)
@@ -38,6 +40,7 @@ one raised by a remote method is re-created on the caller's side as ``cls(*args)
 from __future__ import annotations
 
 __all__ = [
+    "BindingError",
     "ConfigError",
     "DriverLoadError",
     "DriverNotFound",
@@ -137,6 +140,14 @@ class ServiceFailed(StewardError):
 
     Raised by :meth:`steward.service.Service.wait` and :meth:`~steward.service.Service.serve`,
     chained to the task's error (also kept in :attr:`~steward.service.Service.failure`).
+    """
+
+
+class BindingError(StewardError, RuntimeError):
+    """A manager or periodic scheduler was handed its collaborators twice, or after it started.
+
+    Raised by :meth:`steward.Manager.bind` and :meth:`steward.PeriodicScheduler.bind`: a manager
+    is run by one service, which hands it the collaborators once, when it wraps it.
     """
 
 

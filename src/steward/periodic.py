@@ -45,7 +45,7 @@ from opentelemetry.trace import SpanKind
 from steward._aio import in_thread, is_async_callable
 from steward.clock import Clock, SystemClock
 from steward.context import RequestContext, bind
-from steward.errors import InvalidPeriodicTaskArg, PeriodicTaskError
+from steward.errors import BindingError, InvalidPeriodicTaskArg, PeriodicTaskError
 from steward.tracing import span
 
 __all__ = [
@@ -238,7 +238,8 @@ class PeriodicScheduler:
 
     ``singleton_gate`` decides, before each run of a ``singleton`` task, whether this scheduler
     may run it (None: always). ``executor`` runs plain ``def`` tasks (None: the loop's default
-    executor). ``jitter`` gives a
+    executor). Both are given here or, for the scheduler a manager builds itself, once through
+    :meth:`bind` (the service's, when it wraps the manager). ``jitter`` gives a
     number in [0, 1) per run, scaled to at most :data:`MAX_JITTER` of the spacing
     (:func:`random.random` by default; tests set ``scheduler.jitter = lambda: 0.0`` to assert
     exact times).
@@ -256,9 +257,10 @@ class PeriodicScheduler:
         singleton_gate: SingletonGate | None = None,
     ) -> None:
         self.owner = owner
-        self.singleton_gate = singleton_gate
+        self._singleton_gate = singleton_gate
         self.clock: Clock = clock if clock is not None else SystemClock()
-        self.executor = executor
+        self._executor = executor
+        self._bound = False
         self.run_external = run_external
         self.jitter = jitter
         self._entries: list[_Entry] = []
@@ -280,6 +282,41 @@ class PeriodicScheduler:
         self._heap: list[tuple[float, _Entry]] = []
         self._threads: set[asyncio.Future[object]] = set()
         self._started = False
+
+    @property
+    def executor(self) -> Executor | None:
+        """Where plain ``def`` tasks run (None: the loop's default executor)."""
+        return self._executor
+
+    @property
+    def singleton_gate(self) -> SingletonGate | None:
+        """Asked before each run of a singleton task (None: this scheduler always may)."""
+        return self._singleton_gate
+
+    def bind(
+        self, *, executor: Executor | None = None, singleton_gate: SingletonGate | None = None
+    ) -> None:
+        """Take the executor and singleton gate of whoever runs the tasks, once, before they start.
+
+        None keeps what the constructor was given. :meth:`Manager.bind <steward.Manager.bind>`
+        calls it for a manager's scheduler. A second call, or one after the schedule started,
+        raises :class:`~steward.errors.BindingError`: tasks would already have run without them.
+        """
+        if self._bound:
+            raise BindingError(
+                f"the periodic scheduler of {self.owner or 'this owner'} already has its executor "
+                f"and singleton gate; bind() is called once, by the service that runs it"
+            )
+        if self._started:
+            raise BindingError(
+                f"the periodic scheduler of {self.owner or 'this owner'} has started running "
+                f"tasks; call bind() before the first pass (periodic_tasks() or start())"
+            )
+        self._bound = True
+        if executor is not None:
+            self._executor = executor
+        if singleton_gate is not None:
+            self._singleton_gate = singleton_gate
 
     @property
     def names(self) -> list[str]:
@@ -342,10 +379,10 @@ class PeriodicScheduler:
         return self.idle_for()
 
     async def _may_run_singleton(self, spec: PeriodicTaskSpec) -> bool:
-        if self.singleton_gate is None:
+        if self._singleton_gate is None:
             return True  # no cluster to share with: this scheduler is the only one
         try:
-            allowed = await self.singleton_gate(spec)
+            allowed = await self._singleton_gate(spec)
         except Exception:
             # Leadership cannot be confirmed (registry away): not running is the safe side.
             LOG.warning(
@@ -411,7 +448,7 @@ class PeriodicScheduler:
 
     async def _run_in_thread(self, entry: _Entry, context: RequestContext) -> None:
         try:
-            future = in_thread(self.executor, entry.fn, context)
+            future = in_thread(self._executor, entry.fn, context)
         except BaseException:
             entry.stats.running = False  # never started: no thread will clear it
             raise

@@ -50,7 +50,7 @@ from steward.clock import Clock, SystemClock
 from steward.context import RequestContext, get_admin_context
 from steward.db import Database
 from steward.errors import ServiceFailed, ServiceStartError
-from steward.manager import Manager, run_hook
+from steward.manager import Manager, ManagerBindings, run_hook
 from steward.notify import Notifier
 from steward.periodic import PeriodicTaskSpec
 from steward.registry import Registry, ServiceRecord
@@ -106,7 +106,50 @@ class Service:
     and ``registry`` may be shared between services; those the service creates itself (from
     ``settings``) it also closes. ``clock`` drives the heartbeat and periodic loops (tests pass a
     fake one). ``version`` is recorded in the registry.
+
+    The service hands ``manager`` its collaborators here, once (:meth:`Manager.bind
+    <steward.Manager.bind>`): the registry's database when the manager has no ``db`` of its own,
+    the notifier the settings choose, the executor its plain ``def`` work runs in, and the gate of
+    its singleton periodic tasks. A manager runs in one service: wrapping it again raises
+    :class:`~steward.errors.BindingError`. :meth:`create` builds the manager too, as nova's
+    ``Service.create`` does.
     """
+
+    @classmethod
+    def create(
+        cls,
+        manager: typing.Callable[..., Manager],
+        *,
+        topic: str,
+        host: str | None = None,
+        binary: str | None = None,
+        transport: Transport | None = None,
+        registry: Registry | None = None,
+        settings: config.Settings | None = None,
+        clock: Clock | None = None,
+        version: int = 0,
+        **manager_options: typing.Any,  # noqa: ANN401 - the manager's own keyword arguments
+    ) -> Service:
+        """Build the manager from its class (or any factory) and return the service that runs it.
+
+        The manager is built as ``manager(host=host, settings=settings, clock=clock,
+        **manager_options)``: ``host`` None means the ``host`` setting, and the manager reads the
+        same settings and clock as its service. The other arguments are the constructor's.
+        """
+        settings = settings if settings is not None else config.get_settings()
+        built = manager(
+            host=host or settings.host, settings=settings, clock=clock, **manager_options
+        )
+        return cls(
+            built,
+            topic=topic,
+            binary=binary,
+            transport=transport,
+            registry=registry,
+            settings=settings,
+            clock=clock,
+            version=version,
+        )
 
     def __init__(
         self,
@@ -150,6 +193,25 @@ class Service:
         self._registry_lost = False
         self._stopping = False
         self.last_heartbeat: float | None = None  # on self.clock
+        manager.bind(self._bindings())
+
+    def _bindings(self) -> ManagerBindings[Database]:
+        """Return what the manager is handed (see :class:`~steward.manager.ManagerBindings`)."""
+        notifier = None  # noop: the manager keeps the one it has (a test may have given one)
+        if self.settings.notification_driver != "noop":
+            notifier = Notifier(
+                self.transport,
+                self.manager.notifier.publisher_id,
+                driver=self.settings.notification_driver,
+                topics=self.settings.notification_topics,
+                settings=self.settings,
+            )
+        return ManagerBindings(
+            db=self.registry.db,  # usable from init_host on, if the manager has none of its own
+            notifier=notifier,
+            executor=self.executor,
+            singleton_gate=self._may_run_singleton,
+        )
 
     # --- start ---------------------------------------------------------------------------------
 
@@ -162,8 +224,6 @@ class Service:
             if self._own_registry:
                 await self.registry.db.ensure_schema()
             previous = await self.registry.get(self.host, self.binary)
-            if self.manager.db is None:
-                self.manager.db = self.registry.db  # usable from init_host on
             step = "init_host"
             await run_hook(self.manager, "init_host", previous, executor=self.executor)
             host_ready = True
@@ -256,17 +316,6 @@ class Service:
             self.manager.backdoor_port = self._console.port
 
     async def _start_rpc(self) -> None:
-        if self.settings.notification_driver != "noop":
-            self.manager.notifier = Notifier(
-                self.transport,
-                self.manager.notifier.publisher_id,
-                driver=self.settings.notification_driver,
-                topics=self.settings.notification_topics,
-                settings=self.settings,
-            )
-        scheduler = self.manager.periodic_scheduler
-        scheduler.executor = self.executor
-        scheduler.singleton_gate = self._may_run_singleton
         endpoints: list[object] = [
             self.manager,
             BaseRPCAPI(self.manager.service_name, self.manager.backdoor_port, self.report),

@@ -1,15 +1,21 @@
 from __future__ import annotations
 
+import dataclasses
 import socket
 import threading
 from collections.abc import Awaitable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, assert_type
 
 import pytest
 
-from steward import Manager, RequestContext, load_settings
+from steward import BindingError, Manager, RequestContext, load_settings, periodic_task
 from steward.config import set_settings
 from steward.context import bind, get_current
-from steward.manager import HOOKS, run_hook
+from steward.manager import HOOKS, ManagerBindings, run_hook
+from steward.notify import Notifier
+from steward.periodic import PeriodicTaskSpec
+from steward.testing import FakeClock
 
 
 def test_constructor_keeps_seed_parity() -> None:
@@ -162,3 +168,110 @@ async def test_sync_hook_returning_a_coroutine_is_awaited() -> None:
 
 def test_repr_names_class_host_and_service() -> None:
     assert repr(Manager(host="h", service_name="s")) == "<Manager host='h' service_name='s'>"
+
+
+# --- bind: the handover from the service that runs the manager --------------------------------
+
+
+async def refuse(spec: PeriodicTaskSpec) -> bool:
+    return False
+
+
+def test_bind_hands_over_db_notifier_executor_and_singleton_gate() -> None:
+    db = object()
+    notifier = Notifier(None, "volume.node1", driver="test", topics=())
+    manager = Manager(host="node1", service_name="volume")
+    with ThreadPoolExecutor(max_workers=1) as executor:
+        bindings = ManagerBindings(
+            db=db, notifier=notifier, executor=executor, singleton_gate=refuse
+        )
+        manager.bind(bindings)
+        assert manager.bindings is bindings
+        assert manager.db is db
+        assert manager.notifier is notifier
+        assert manager.periodic_scheduler.executor is executor
+        assert manager.periodic_scheduler.singleton_gate is refuse
+
+
+def test_a_manager_built_with_its_own_db_keeps_it() -> None:
+    own, services = object(), object()
+    manager = Manager(host="h", db=own)
+    manager.bind(ManagerBindings(db=services))
+    assert manager.db is own
+
+
+def test_empty_bindings_leave_the_manager_as_built() -> None:
+    manager = Manager(host="h", service_name="s")
+    notifier = manager.notifier
+    manager.bind(ManagerBindings())
+    assert manager.db is None
+    assert manager.notifier is notifier
+    assert manager.periodic_scheduler.executor is None
+    assert manager.periodic_scheduler.singleton_gate is None
+
+
+def test_bindings_are_frozen_and_keyword_only() -> None:
+    bindings = ManagerBindings(db=object())
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        bindings.db = object()  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        ManagerBindings(object())  # type: ignore[call-arg]
+
+
+def test_a_manager_is_bound_once() -> None:
+    manager = Manager(host="h", service_name="s")
+    first = ManagerBindings(db=object())
+    manager.bind(first)
+    with pytest.raises(BindingError, match="is bound already: a manager runs in one service"):
+        manager.bind(ManagerBindings(db=object()))
+    assert manager.bindings is first
+    assert isinstance(BindingError("x"), RuntimeError)
+
+
+class Ticking(Manager):
+    def __init__(self) -> None:
+        super().__init__(host="h", service_name="tick", clock=FakeClock())
+
+    @periodic_task(spacing=10)
+    async def tick(self, context: RequestContext) -> None:
+        pass
+
+
+async def test_a_manager_whose_periodic_tasks_started_cannot_be_bound() -> None:
+    manager = Ticking()
+    await manager.periodic_tasks(RequestContext())
+    with (
+        ThreadPoolExecutor(max_workers=1) as executor,
+        pytest.raises(BindingError, match="has started running periodic tasks"),
+    ):
+        manager.bind(ManagerBindings(executor=executor))
+    assert manager.bindings is None
+    assert manager.periodic_scheduler.executor is None
+
+
+def test_bind_is_neither_remote_nor_traced() -> None:
+    assert "bind" in Manager.__rpc_private__
+    assert not hasattr(Manager.bind, "__wrapped__")  # traced() wraps with functools.wraps
+
+
+class Store:
+    """A data-access object of a manager's own type."""
+
+    def count(self) -> int:
+        return 3
+
+
+class StoreManager(Manager[Store]):
+    def volumes(self) -> int:
+        return self.db.count()  # typed: no redeclaration of self.db
+
+
+def test_a_manager_is_generic_over_its_db() -> None:
+    store = Store()
+    manager = StoreManager(host="h", db=store)
+    assert_type(manager.db, Store)
+    assert manager.volumes() == 3
+    unbound = StoreManager(host="h")
+    unbound.bind(ManagerBindings(db=store))
+    assert unbound.db is store
+    assert_type(Manager(host="h").db, Any)

@@ -1,15 +1,19 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import threading
-from typing import Any
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import pytest
 
 from steward import Manager, RequestContext, periodic_task
 from steward.context import get_current
-from steward.errors import InvalidPeriodicTaskArg, PeriodicTaskError
+from steward.errors import BindingError, InvalidPeriodicTaskArg, PeriodicTaskError
+from steward.manager import ManagerBindings
 from steward.periodic import (
     DEFAULT_INTERVAL,
     PeriodicScheduler,
@@ -17,6 +21,8 @@ from steward.periodic import (
     collect_periodic_tasks,
 )
 from steward.testing import FakeClock
+
+T = TypeVar("T")
 
 
 def no_jitter() -> float:
@@ -490,19 +496,94 @@ class Broken(Recorder):
 async def test_a_task_that_cannot_be_submitted_is_not_left_running(
     fake_clock: FakeClock, ctx: RequestContext
 ) -> None:
-    from concurrent.futures import ThreadPoolExecutor
-
     manager = make(Broken, fake_clock)
-    closed = ThreadPoolExecutor(max_workers=1)
-    closed.shutdown()
-    manager.periodic_scheduler.executor = closed
-    await manager.periodic_tasks(ctx)
-    (stats,) = manager.periodic_scheduler.stats()
-    assert stats.running is False
-    assert stats.failures == 1
-    assert stats.last_error is not None
-    assert "shutdown" in stats.last_error
-    manager.periodic_scheduler.executor = None
-    fake_clock.advance(1)
-    await manager.periodic_tasks(ctx)
-    assert manager.runs == [("work", 1001.0)]
+    executor = RefusesFirstTask()
+    manager.bind(ManagerBindings(executor=executor))
+    try:
+        await manager.periodic_tasks(ctx)
+        (stats,) = manager.periodic_scheduler.stats()
+        assert stats.running is False
+        assert stats.failures == 1
+        assert stats.last_error is not None
+        assert "shutdown" in stats.last_error
+        fake_clock.advance(1)
+        await manager.periodic_tasks(ctx)
+        assert manager.runs == [("work", 1001.0)]
+    finally:
+        executor.shutdown()
+
+
+class RefusesFirstTask(ThreadPoolExecutor):
+    """An executor that refuses its first task, as one that is shut down does."""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=1)
+        self.refused = False
+
+    def submit(
+        self, fn: Callable[..., T], /, *args: object, **kwargs: object
+    ) -> concurrent.futures.Future[T]:
+        if not self.refused:
+            self.refused = True
+            raise RuntimeError("cannot schedule new futures after shutdown")
+        return super().submit(fn, *args, **kwargs)
+
+
+# --- bind: the executor and singleton gate of whoever runs the tasks ----------------------------
+
+
+def singleton_spec(name: str = "sweep") -> PeriodicTaskSpec:
+    return PeriodicTaskSpec(
+        name=name, spacing=10, run_immediately=True, external_process_ok=False, enabled=True,
+        singleton=True,
+    )  # fmt: skip
+
+
+async def test_bind_gives_the_scheduler_its_executor_and_singleton_gate(
+    fake_clock: FakeClock, ctx: RequestContext
+) -> None:
+    ran: list[str] = []
+    asked: list[str] = []
+
+    async def gate(spec: PeriodicTaskSpec) -> bool:
+        asked.append(spec.name)
+        return spec.name == "mine"
+
+    def work(context: RequestContext) -> None:
+        ran.append(threading.current_thread().name)
+
+    async def other(context: RequestContext) -> None:
+        ran.append("other")
+
+    scheduler = PeriodicScheduler(
+        [(singleton_spec("mine"), work), (singleton_spec("theirs"), other)],
+        clock=fake_clock, jitter=no_jitter,
+    )  # fmt: skip
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="bound") as executor:
+        scheduler.bind(executor=executor, singleton_gate=gate)
+        assert (scheduler.executor, scheduler.singleton_gate) == (executor, gate)
+        await scheduler.run_due(ctx)
+    assert asked == ["mine", "theirs"]
+    assert len(ran) == 1
+    assert ran[0].startswith("bound")
+
+
+def test_bind_without_values_keeps_what_the_constructor_was_given() -> None:
+    async def gate(spec: PeriodicTaskSpec) -> bool:
+        return True
+
+    with ThreadPoolExecutor(max_workers=1) as executor:
+        scheduler = PeriodicScheduler([], executor=executor, singleton_gate=gate)
+        scheduler.bind()
+        assert (scheduler.executor, scheduler.singleton_gate) == (executor, gate)
+
+
+def test_a_scheduler_is_bound_once_and_before_it_starts() -> None:
+    bound = PeriodicScheduler([], owner="Volume")
+    bound.bind()
+    with pytest.raises(BindingError, match="Volume already has its executor"):
+        bound.bind()
+    started = PeriodicScheduler([], owner="Volume")
+    started.start()
+    with pytest.raises(BindingError, match="has started running tasks; call bind"):
+        started.bind()

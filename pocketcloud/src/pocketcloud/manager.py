@@ -30,11 +30,13 @@ class ManagerOptions(typing.TypedDict, total=False):
     settings: steward.Settings | None
 
 
-class CloudManager(steward.Manager):
+class CloudManager(steward.Manager[Database]):
     """Base of pocketcloud's managers. Subclasses call ``super()`` in the hooks they override.
 
-    ``transport`` carries the manager's RPC clients (None: one opened from the settings when
-    first needed); ``clock`` and ``settings`` are steward's (tests pass a fake clock).
+    ``db`` (``self.db``, typed through ``steward.Manager[Database]``) is required: it holds the
+    cloud's tables. ``transport`` carries the manager's RPC clients (None: one opened from the
+    settings when first needed); ``clock`` and ``settings`` are steward's (tests pass a fake
+    clock).
     """
 
     def __init__(
@@ -48,7 +50,6 @@ class CloudManager(steward.Manager):
         super().__init__(
             host, options["db"], service_name, clock=options.get("clock"), settings=settings
         )
-        self.db: Database = options["db"]
         self.cloud_settings = options["cloud_settings"]
         self._steward_settings = settings
         self._transport = options.get("transport")
