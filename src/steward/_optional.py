@@ -25,7 +25,6 @@ DISTRIBUTION = "steward-rpc"
 """steward's distribution name on PyPI (the import name is ``steward``)."""
 
 EXTRAS: dict[str, str] = {
-    "aio_pika": "amqp",
     "aiormq": "amqp",
     "nats": "nats",
     "asyncpg": "postgres",

@@ -63,7 +63,7 @@ def test_a_bare_install_brings_no_broker_client_database_driver_or_web_framework
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
-        ("amqp", {"aio-pika", "aiormq"}),
+        ("amqp", {"aiormq"}),
         ("nats", {"nats-py"}),
         ("postgres", {"asyncpg"}),
         ("tracing", {"opentelemetry-sdk", "opentelemetry-exporter-otlp-proto-http"}),
