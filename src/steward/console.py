@@ -35,6 +35,7 @@ import typing
 from pathlib import Path
 
 from steward._aio import TaskGroup
+from steward._optional import require
 
 __all__ = ["Console", "parse_port_range", "socket_path", "start_console", "start_unix_console"]
 
@@ -156,6 +157,7 @@ async def start_console(
     when every port of the range is taken.
     """
     _require_loopback(host)
+    require("aioconsole", feature="the debug console (backdoor_port)")  # sessions import it
     first, last = parse_port_range(spec)
     console = Console(namespace)
     for port in range(first, last + 1):
@@ -186,6 +188,7 @@ async def start_unix_console(
     others may write to or a socket of someone else's, ``FileExistsError`` for a live console, a
     symlink or another file at ``path``; see the module docstring.
     """
+    require("aioconsole", feature="the debug console (backdoor_socket)")  # sessions import it
     listener, target, inode = await asyncio.to_thread(_listen_owner_only, Path(path))
     console = Console(namespace)
     console.path, console._inode = target, inode  # noqa: SLF001 - its own module

@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from steward._optional import requiring
 from steward.config import Settings, get_settings, mask_url
 from steward.errors import SchemaOutOfDate
 
@@ -93,7 +94,8 @@ class Database:
     def engine(self) -> AsyncEngine:
         """The async engine, created on first use."""
         if self._engine is None:
-            self._engine = create_async_engine(self.url, echo=self._echo, pool_pre_ping=True)
+            with requiring(f"the database {mask_url(self.url)}"):  # asyncpg: postgres extra
+                self._engine = create_async_engine(self.url, echo=self._echo, pool_pre_ping=True)
         return self._engine
 
     @property

@@ -6,6 +6,7 @@
     ├── ConfigError (ValueError)           a setting is missing, malformed or out of range
     ├── DriverNotFound (LookupError)       no driver of that kind has that name
     ├── DriverLoadError (ImportError)      a driver was found but could not be loaded or built
+    ├── MissingDependency (ImportError)    an optional library a feature needs is not installed
     ├── SchemaOutOfDate                    the database schema is behind this steward's migrations
     ├── ServiceNotFound (LookupError)      no service record for that host and binary
     ├── ServiceStartError                  a service could not start (a hook or a step failed)
@@ -54,6 +55,7 @@ __all__ = [
     "MessageUndeliverable",
     "MessagingError",
     "MessagingTimeout",
+    "MissingDependency",
     "NoSuchMethod",
     "PeriodicTaskError",
     "RPCDispatchError",
@@ -105,6 +107,15 @@ class DriverLoadError(StewardError, ImportError):
     """A driver's module or class could not be imported, or is not the kind asked for.
 
     Raised by :func:`steward.drivers.load_driver`, chained to the original error.
+    """
+
+
+class MissingDependency(StewardError, ImportError):
+    """A feature needs a library of one of steward's extras, and it is not installed.
+
+    Raised where the feature is first used (:func:`steward.rpc.get_transport` for a broker URL,
+    the debug console, metrics, tracing export, a PostgreSQL database), chained to the
+    ``ModuleNotFoundError``. The message names the extra: ``pip install 'steward-rpc[amqp]'``.
     """
 
 

@@ -27,6 +27,8 @@ import typing
 from collections.abc import Iterable, Iterator, Sequence
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+from steward._optional import require
+
 if typing.TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
@@ -68,6 +70,7 @@ class Observer:
 
     async def start(self) -> None:
         """Bind and start serving in a thread; ``self.port`` is the bound port afterwards."""
+        require("prometheus_client", feature="metrics (metrics_port)")  # scrapes import it
         self._loop = asyncio.get_running_loop()
         self._server = make_server(self.host, self.port, self._app, handler_class=_QuietHandler)
         self.port = int(self._server.server_port)

@@ -23,6 +23,8 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMappi
 
 from opentelemetry import propagate, trace
 
+from steward._optional import requiring
+
 __all__ = [
     "ATTR_HOST",
     "ATTR_SERVICE",
@@ -185,13 +187,14 @@ def configure_tracing(
     set_tracing_enabled(enabled)
     if not enabled or exporter == "none":
         return lambda: None
-    from opentelemetry.sdk.resources import Resource  # noqa: PLC0415 - the SDK is optional
-    from opentelemetry.sdk.trace import TracerProvider  # noqa: PLC0415
-    from opentelemetry.sdk.trace.export import (  # noqa: PLC0415
-        BatchSpanProcessor,
-        ConsoleSpanExporter,
-        SpanExporter,
-    )
+    with requiring(f"tracing export (tracing_exporter={exporter})"):
+        from opentelemetry.sdk.resources import Resource  # noqa: PLC0415 - the SDK is optional
+        from opentelemetry.sdk.trace import TracerProvider  # noqa: PLC0415
+        from opentelemetry.sdk.trace.export import (  # noqa: PLC0415
+            BatchSpanProcessor,
+            ConsoleSpanExporter,
+            SpanExporter,
+        )
 
     span_exporter: SpanExporter
     if exporter == "console":
@@ -200,9 +203,10 @@ def configure_tracing(
         # The current stdout, not the one bound when the SDK was imported.
         span_exporter = ConsoleSpanExporter(out=sys.stdout)
     elif exporter == "otlp":
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # noqa: PLC0415
-            OTLPSpanExporter,
-        )
+        with requiring("tracing export (tracing_exporter=otlp)"):
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # noqa: PLC0415
+                OTLPSpanExporter,
+            )
 
         span_exporter = OTLPSpanExporter()
     else:

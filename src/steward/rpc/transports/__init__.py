@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 
 from steward import config
+from steward._optional import requiring
 from steward.config import mask_url
 from steward.errors import InvalidTransportURL
 from steward.rpc.transports.base import Transport
@@ -29,7 +30,8 @@ SCHEMES: dict[str, str] = {
 def get_transport(url: str | None = None, *, settings: config.Settings | None = None) -> Transport:
     """Return a new transport for ``url`` (default: the ``transport_url`` setting).
 
-    Raises :class:`InvalidTransportURL` for a scheme steward does not know, listing those it does.
+    Raises :class:`InvalidTransportURL` for a scheme steward does not know, listing those it does,
+    and :class:`~steward.errors.MissingDependency` for one whose extra is not installed.
     """
     settings = settings if settings is not None else config.get_settings()
     url = url if url is not None else settings.transport_url
@@ -41,6 +43,8 @@ def get_transport(url: str | None = None, *, settings: config.Settings | None = 
             f"unknown transport URL scheme in {mask_url(url)!r}; steward knows {known}"
         )
     module_name, _, class_name = SCHEMES[scheme].partition(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
+    with requiring(f"the {scheme}:// transport"):
+        module = importlib.import_module(module_name)
+    cls = getattr(module, class_name)
     transport: Transport = cls(url, settings=settings)
     return transport
