@@ -1,6 +1,6 @@
 """Notifications: what a manager tells the world it did, and the listeners that hear it.
 
-A package rather than one module, since it holds four ideas that change apart (issue 13):
+A package rather than one module, since it holds four ideas that change apart:
 
 * :mod:`~steward.notify.base` — the driver seam: :class:`NotificationDriver` and the
   :class:`Notification` it is handed;
