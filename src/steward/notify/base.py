@@ -64,5 +64,5 @@ class NotificationDriver(typing.Protocol):
         ...
 
     async def aclose(self) -> None:
-        """Send what is queued (the notifier bounds the wait) and release what the driver holds."""
+        """Send what is queued (the caller bounds the wait) and release what the driver holds."""
         ...
