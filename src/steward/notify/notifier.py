@@ -10,7 +10,7 @@ notifier has failed (a task of its task group, such as the ``messaging`` driver'
 crashed), notifying raises :class:`~steward.errors.MessageDeliveryFailure` rather than queue
 notifications nobody will send. A notifier is an async context manager: leaving it (or
 :meth:`Notifier.aclose`, or its old name ``close``) waits until what is queued is sent, then
-closes its task group and raises what crashed there.
+closes its task group.
 
 This module imports nothing of :mod:`steward.rpc`, so a manager holding a notifier does not
 import the RPC layer: the ``messaging`` driver is loaded by name, when one is asked for.
@@ -224,15 +224,18 @@ class Notifier:
     async def aclose(self) -> None:
         """Wait until every queued notification is sent, then close the notifier's task group.
 
-        Prepared copies share the driver and close with it. Raises what crashed in the task
-        group (once); a notification sent after this is dropped with an error log by the
-        ``messaging`` driver. Bound the wait with ``asyncio.timeout``: when it expires, the
-        notifications still queued are dropped and the sender is cancelled.
+        Prepared copies share the driver and close with it. Raises nothing of what failed the
+        notifier: :attr:`failure` holds it. A notification sent after this is dropped with an
+        error log by the ``messaging`` driver. Bound the wait with ``asyncio.timeout``: when it
+        expires, the notifications still queued are dropped and the sender is cancelled.
         """
         try:
             await self._shared.driver.aclose()
         finally:
-            await self._shared.tasks.aclose()
+            try:
+                await self._shared.tasks.aclose()
+            except Exception:  # already reported through _Shared.crashed, and kept in .failure
+                LOG.debug("Tasks of %r had failed", self, exc_info=True)
 
     close = aclose
     """The name the notifier's close had before it became an async context manager."""

@@ -131,8 +131,8 @@ async def test_a_crashed_sender_fails_the_notifier_and_notifying_then_raises(
         with pytest.raises(MessageDeliveryFailure, match="not sent: the notifier failed") as err:
             failed.error(None, "next", {})
         assert err.value.__cause__ is cause
-    with pytest.raises(RuntimeError, match="the clock broke"):
-        await notifier.aclose()
+    await notifier.aclose()  # raises nothing of what failed the notifier: .failure holds it
+    assert notifier.failure is cause
 
 
 async def test_the_context_travels_in_the_fields_an_rpc_request_carries_it_in(
