@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
-from steward import RequestContext
+from steward import DriverNotFound, RequestContext
 from steward.config import load_settings, set_settings
 from steward.notify import (
     REQUEUE,
@@ -222,7 +222,7 @@ def test_test_log_and_noop_drivers(caplog: pytest.LogCaptureFixture) -> None:
 def test_driver_comes_from_the_settings() -> None:
     set_settings(load_settings(overrides={"notification_driver": "test"}))
     assert Notifier(None, "p").driver == "test"
-    with pytest.raises(ValueError, match="`driver` must be one of"):
+    with pytest.raises(DriverNotFound, match="no 'notification' driver named 'kafka'"):
         Notifier(None, "p", driver="kafka")
     with pytest.raises(ValueError, match="needs a transport"):
         Notifier(None, "p", driver="messaging")

@@ -55,12 +55,14 @@ __all__ = [
     "encode",
     "loads",
     "new_id",
+    "pack_context",
     "parse_reply",
     "parse_request",
     "reply",
     "request",
     "salvage_reply_address",
     "serialize_failure",
+    "unpack_context",
 ]
 
 ENVELOPE_VERSION = "2.0"
@@ -272,9 +274,26 @@ def request(
         inner["_reply_q"] = reply_q
         inner["_timeout"] = call_monitor_timeout
     inner["_unique_id"] = new_id()
+    pack_context(inner, context)
+    return inner
+
+
+def pack_context(inner: JSONDict, context: Mapping[str, object]) -> None:
+    """Add ``context`` to ``inner`` as ``_context_<key>`` fields (requests and notifications).
+
+    oslo's ``pack_context``; :func:`unpack_context` reads them back.
+    """
     for key, value in context.items():
         inner[_CONTEXT_PREFIX + key] = value
-    return inner
+
+
+def unpack_context(inner: Mapping[str, object]) -> JSONDict:
+    """Return the context dict a request's or notification's ``_context_<key>`` fields carry."""
+    return {
+        key[len(_CONTEXT_PREFIX) :]: value
+        for key, value in inner.items()
+        if key.startswith(_CONTEXT_PREFIX)
+    }
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -339,15 +358,10 @@ def parse_request(inner: JSONDict) -> Request:
     timeout = inner.get("_timeout")
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout < _DAY:
         timeout = None  # oslo ignores what it cannot use too; NaN and inf are not timeouts
-    context = {
-        key[len(_CONTEXT_PREFIX) :]: value
-        for key, value in inner.items()
-        if key.startswith(_CONTEXT_PREFIX)
-    }
     return Request(
         method=method,
         args=args,
-        context=context,
+        context=unpack_context(inner),
         namespace=namespace,
         version=version,
         msg_id=address[0] if address else None,
