@@ -34,7 +34,7 @@ from steward.clock import Clock
 from steward.config import Settings, get_settings
 from steward.context import RequestContext
 from steward.errors import BindingError
-from steward.notify import NoopNotifier, Notifier
+from steward.notify.notifier import NoopNotifier, Notifier
 from steward.periodic import (
     PeriodicScheduler,
     PeriodicTaskSpec,

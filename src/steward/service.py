@@ -205,6 +205,7 @@ class Service:
                 driver=self.settings.notification_driver,
                 topics=self.settings.notification_topics,
                 settings=self.settings,
+                on_crash=self._crashed,
             )
         return ManagerBindings(
             db=self.registry.db,  # usable from init_host on, if the manager has none of its own

@@ -38,3 +38,16 @@ def test_lint_imports_finds_every_contract_kept() -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Contracts: 3 kept, 0 broken." in done.stdout
+
+
+def test_importing_the_manager_loads_nothing_of_rpc() -> None:
+    # The contracts read imports statically; this is the same rule at run time (a package's
+    # __init__ runs too, and the notify package keeps its listener, which uses RPC, lazy).
+    probe = (
+        "import sys, steward.manager, steward.notify; "
+        "print(sorted(m for m in sys.modules if m.startswith('steward.rpc')))"
+    )
+    done = subprocess.run(  # noqa: S603 - this interpreter
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "[]"

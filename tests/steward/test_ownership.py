@@ -18,12 +18,16 @@ from steward._aio import start
 from steward.config import Settings, load_settings
 from steward.db import Database
 from steward.errors import ServiceFailed, TransportClosed
+from steward.notify.messaging import MessagingDriver
 from steward.registry import Registry
 from steward.rpc import RPCClient, RPCServer, Target, get_transport
 from steward.rpc.transports import memory
 from steward.rpc.transports.base import Transport
 from steward.service import Service
 from steward.testing import FakeClock
+
+
+GUARD = 20.0
 
 
 class Crash(Exception):
@@ -230,3 +234,26 @@ async def test_an_rpc_server_serves_in_a_block_and_owns_its_requests(
     assert not is_serving(server)
     with pytest.raises(RuntimeError, match="closed"):
         await server.start()
+
+
+async def test_a_crashed_notification_sender_fails_the_service(
+    transport: Transport,
+    registry: Registry,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = load_settings(
+        overrides={"periodic_fuzzy_delay": "0", "notification_driver": "messaging"}
+    )
+
+    async def run(driver: MessagingDriver) -> None:
+        raise Crash("sender died")
+
+    monkeypatch.setattr(MessagingDriver, "_run", run)
+    manager = Echo()
+    service = make_service(transport, registry, settings, manager=manager)
+    await service.start()
+    manager.notifier.info(RequestContext(), "echo.ping", {})
+    with pytest.raises(ServiceFailed, match="sender died"):
+        async with asyncio.timeout(GUARD):  # a guard against hanging, not a measurement
+            await service.wait()
+    assert not is_running(service)
