@@ -26,7 +26,6 @@ from steward.rpc.transports.base import Transport
 from steward.service import Service
 from steward.testing import FakeClock
 
-
 GUARD = 20.0
 
 
