@@ -161,7 +161,8 @@ class Notifier:
 
     ``transport`` is needed by the ``messaging`` driver only. ``topics`` default to the
     ``notification_topics`` setting, ``driver`` to ``notification_driver``, read from
-    ``settings`` (None: the process's). ``clock`` paces the retries while the broker is away.
+    ``settings`` (None: the transport's; with no transport, the defaults and the environment).
+    ``clock`` paces the retries while the broker is away.
     """
 
     def __init__(
@@ -180,7 +181,7 @@ class Notifier:
         from steward import config  # noqa: PLC0415 - settings only when none are given
         from steward.rpc.serializer import Serializer  # noqa: PLC0415
 
-        settings = settings if settings is not None else config.get_settings()
+        settings = settings or (transport.settings if transport else config.load_settings())
         self.settings = settings
         self.driver = driver if driver is not None else settings.notification_driver
         if self.driver not in DRIVERS:

@@ -87,7 +87,7 @@ class RPCServer:
 
     ``executor`` runs plain ``def`` methods (default: a pool of ``executor_thread_pool_size``
     threads owned by the server). ``prefetch`` bounds the requests in progress at once (default:
-    ``executor_thread_pool_size``). ``settings`` gives those defaults (default: the process's
+    ``executor_thread_pool_size``). ``settings`` gives those defaults (default: the transport's
     settings; a :class:`~steward.service.Service` passes its own).
     """
 
@@ -104,7 +104,7 @@ class RPCServer:
     ) -> None:
         if not target.topic or not target.server:
             raise InvalidTarget(f"a server target needs a topic and a server, got {target}")
-        settings = settings if settings is not None else config.get_settings()
+        settings = settings if settings is not None else transport.settings
         self.transport = transport
         self.target = target
         self._own_executor = executor is None

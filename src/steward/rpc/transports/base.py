@@ -25,6 +25,7 @@ import typing
 from collections.abc import Awaitable, Callable
 
 if typing.TYPE_CHECKING:
+    from steward.config import Settings
     from steward.rpc.target import Target
 
 __all__ = [
@@ -89,6 +90,13 @@ class Transport(typing.Protocol):
     def url(self) -> str:
         """The transport URL with credentials masked, for logs."""
         ...
+
+    settings: Settings
+    """The settings the transport was made with (a SIGHUP reload replaces its mutable options).
+
+    The RPC servers, clients and notifiers built on it take their settings from here unless
+    given others; the transport itself reads its options once, when made.
+    """
 
     @property
     def max_message_size(self) -> int:

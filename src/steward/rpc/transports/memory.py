@@ -212,7 +212,9 @@ class MemoryTransport:
     """The memory:// transport. See the module docstring."""
 
     def __init__(self, url: str = "memory://", *, settings: config.Settings | None = None) -> None:
-        settings = settings if settings is not None else config.get_settings()
+        settings = settings if settings is not None else config.load_settings()
+        # What the servers, clients and notifiers on this transport read; a reload replaces it.
+        self.settings = settings
         self._url = url
         self._name = url.partition("://")[2].strip("/")
         self._max_message_size = settings.max_message_size

@@ -114,13 +114,16 @@ _TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}").fullmatch
 class NatsTransport:
     """The nats:// transport. See the module docstring.
 
-    ``settings`` (default: the process's) gives ``control_exchange``, ``max_message_size`` and
+    ``settings`` (default: the defaults and the environment; :func:`~steward.rpc.get_transport`
+    passes the process's) gives ``control_exchange``, ``max_message_size`` and
     the ``nats_*`` options; they are read once, here. :attr:`connection` keeps the nats-py
     client; its ``name`` is the client name the server shows.
     """
 
     def __init__(self, url: str, *, settings: config.Settings | None = None) -> None:
-        settings = settings if settings is not None else config.get_settings()
+        settings = settings if settings is not None else config.load_settings()
+        # What the servers, clients and notifiers on this transport read; a reload replaces it.
+        self.settings = settings
         self._url = url
         try:
             parsed = parse_url(url)
@@ -130,11 +133,11 @@ class NatsTransport:
                 f"cannot read {config.mask_url(url)!r}: {redact.mask_detail(str(exc), url)}"
             ) from exc
         self.jetstream = parsed.jetstream if parsed.jetstream is not None else (
-            settings.nats_jetstream
+            settings.nats.jetstream
         )  # fmt: skip
         self.subjects = Subjects(parsed.namespace, settings.control_exchange)
         self.connection = Connection(parsed, self.url, settings)
-        self._ack_wait = settings.nats_ack_wait
+        self._ack_wait = settings.nats.ack_wait
         self._max_message_size = settings.max_message_size
         self._reply_subject: str | None = None
         self._reply_handler: ReplyHandler | None = None
