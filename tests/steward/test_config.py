@@ -424,3 +424,11 @@ def test_public_import_paths_keep_working() -> None:
     assert callable(get_settings)
     assert callable(set_settings)
     assert set(config.__all__) >= {"Settings", "get_settings", "load_settings", "mask_url"}
+
+
+def test_the_configuration_doc_lists_every_option_and_flat_name() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
+    for name in Settings.option_names():
+        assert f"`{name}`" in doc, name
+    for flat in ("amqp_durable_queues", "heartbeat_timeout_threshold", "nats_ack_wait"):
+        assert f"`{flat}`" in doc, flat
