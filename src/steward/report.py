@@ -138,7 +138,7 @@ def build_report(services: typing.Sequence[Service] = (), *, settings: config.Se
         "uptime_seconds": round(time.monotonic() - _STARTED, 3),
         "versions": _versions(),
         "services": [_service_section(service) for service in services],
-        "configuration": settings.masked(),
+        "configuration": settings.masked(dotted=True),
         "asyncio_tasks": _task_stacks(),
         "threads": _thread_stacks(),
     }
