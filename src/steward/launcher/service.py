@@ -164,10 +164,10 @@ class ServiceLauncher:
             signal.SIGHUP: self._on_sighup,
             signal.SIGUSR2: self._on_sigusr2,
         }
-        for signum, handler in handlers.items():
-            loop.add_signal_handler(signum, handler)
         name = self.services[0].binary if self.services else "steward"
         with tracing(self.settings, service_name=name):
+            for signum, handler in handlers.items():
+                loop.add_signal_handler(signum, handler)
             started: list[Service] = []
             try:
                 for service in self.services:
@@ -183,9 +183,11 @@ class ServiceLauncher:
                 # The handlers stay while the services stop: a signal arriving now (a second
                 # SIGTERM, a SIGHUP) must not fall back to the default action and kill the
                 # process before cleanup_host has run.
-                for service in reversed(started):
-                    await service.stop()
-                await self._tasks.wait()  # a reload in progress finishes
-                await self._tasks.aclose()
-                for signum in handlers:
-                    loop.remove_signal_handler(signum)
+                try:
+                    for service in reversed(started):
+                        await service.stop()
+                    await self._tasks.wait()  # a reload in progress finishes
+                    await self._tasks.aclose()
+                finally:
+                    for signum in handlers:
+                        loop.remove_signal_handler(signum)
