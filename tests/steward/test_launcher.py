@@ -27,6 +27,7 @@ from steward.launcher import (
     apply_reload,
     load_manager_class,
 )
+from steward.launcher.telemetry import serving_metrics
 from steward.registry import Registry
 from steward.rpc import get_transport
 from steward.service import Service
@@ -477,3 +478,17 @@ def test_a_launcher_given_no_settings_holds_its_first_services() -> None:
         assert ServiceLauncher([service]).settings is settings
     finally:
         service.executor.shutdown()
+
+
+async def test_metrics_are_served_only_with_a_metrics_port() -> None:
+    async with serving_metrics(load_settings(), []) as observer:
+        assert observer is None
+    port = free_port()
+    settings = load_settings(overrides={"metrics_port": str(port)})
+    async with serving_metrics(settings, []) as observer:
+        assert observer is not None
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            assert (await client.get("/healthz")).status_code == 200
+    with pytest.raises(httpx.ConnectError):
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            await client.get("/healthz")
