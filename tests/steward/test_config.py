@@ -432,3 +432,11 @@ def test_the_configuration_doc_lists_every_option_and_flat_name() -> None:
         assert f"`{name}`" in doc, name
     for flat in ("amqp_durable_queues", "heartbeat_timeout_threshold", "nats_ack_wait"):
         assert f"`{flat}`" in doc, flat
+
+
+def test_flat_names_are_unique_and_never_an_option_of_their_own() -> None:
+    from steward.config._sources import flat_aliases
+
+    aliases = flat_aliases(Settings)
+    assert len(aliases) == sum(len(model.model_fields) for model in (RabbitSettings, NatsSettings))
+    assert not set(aliases) & set(Settings.model_fields)
