@@ -148,7 +148,7 @@ def config_show(
 ) -> None:
     """Print the effective settings, where each came from, and which may change on SIGHUP."""
     settings = _load()
-    values = settings.masked()
+    values = settings.masked(dotted=True)
     mutable = settings.mutable_options()
     if as_json:
         rows = {
@@ -227,8 +227,10 @@ def run(
     async def serve() -> int:
         from steward.service import Service  # noqa: PLC0415 - run only
 
-        service = Service(manager_class(host=settings.host), topic=topic, binary=binary)
-        return await launcher.ServiceLauncher([service], reload_settings=_load).run()
+        service = Service(
+            manager_class(host=settings.host), topic=topic, binary=binary, settings=settings
+        )
+        return await launcher.ServiceLauncher([service], settings=settings).run()
 
     raise typer.Exit(code=asyncio.run(serve()))
 

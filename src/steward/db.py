@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from steward._optional import requiring
-from steward.config import Settings, get_settings, mask_url
+from steward.config import Settings, mask_url
 from steward.errors import SchemaOutOfDate
 
 __all__ = ["STEWARD_MIGRATIONS", "Database", "Migrations", "utcnow"]
@@ -86,9 +86,9 @@ class Database:
         self._sessions: async_sessionmaker[AsyncSession] | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None) -> Database:
-        """Return a database for the ``database_url`` setting."""
-        return cls((settings or get_settings()).database_url)
+    def from_settings(cls, settings: Settings) -> Database:
+        """Return a database for the ``database_url`` setting of ``settings``."""
+        return cls(settings.database_url)
 
     @property
     def engine(self) -> AsyncEngine:

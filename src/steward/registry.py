@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from steward.config import Settings, get_settings
+from steward.config import Settings, load_settings
 from steward.db import Database, db_now
 from steward.errors import ServiceNotFound
 
@@ -126,11 +126,16 @@ def _record(row: sa.RowMapping) -> ServiceRecord:
 
 
 class Registry:
-    """Service records, liveness and singleton-task leases, in ``db``."""
+    """Service records, liveness and singleton-task leases, in ``db``.
+
+    ``settings`` give ``service_down_time`` and ``report_interval``; a service passes its own.
+    None reads the defaults and the environment (:func:`~steward.config.load_settings`), never
+    the process's installed settings.
+    """
 
     def __init__(self, db: Database, *, settings: Settings | None = None) -> None:
         self.db = db
-        self.settings = settings if settings is not None else get_settings()
+        self.settings = settings if settings is not None else load_settings()
         self.service_down_time = effective_service_down_time(self.settings)
 
     def _now(self) -> sa.ColumnElement[typing.Any]:

@@ -126,18 +126,19 @@ def _service_section(service: Service) -> dict[str, typing.Any]:
     }
 
 
-def build_report(
-    services: typing.Sequence[Service] = (), *, settings: config.Settings | None = None
-) -> Report:
-    """Gather the report (JSON-ready). Call it on the event loop's thread to see its tasks."""
-    settings = settings if settings is not None else config.get_settings()
+def build_report(services: typing.Sequence[Service] = (), *, settings: config.Settings) -> Report:
+    """Gather the report (JSON-ready). Call it on the event loop's thread to see its tasks.
+
+    ``settings`` are the process's as its entry point built them (the host, and the
+    configuration shown with secrets masked).
+    """
     return {
         "host": settings.host,
         "pid": os.getpid(),
         "uptime_seconds": round(time.monotonic() - _STARTED, 3),
         "versions": _versions(),
         "services": [_service_section(service) for service in services],
-        "configuration": settings.masked(),
+        "configuration": settings.masked(dotted=True),
         "asyncio_tasks": _task_stacks(),
         "threads": _thread_stacks(),
     }

@@ -105,7 +105,9 @@ class Service:
     ``binary`` names the service in the registry (default ``"steward-<topic>"``). ``transport``
     and ``registry`` may be shared between services; those the service creates itself (from
     ``settings``) it also closes. ``clock`` drives the heartbeat and periodic loops (tests pass a
-    fake one). ``version`` is recorded in the registry.
+    fake one). ``version`` is recorded in the registry. ``settings`` None means the transport's
+    when a transport is given, else the process's (:func:`steward.config.get_settings`): a
+    Service is a public constructor; entry points pass the settings they built.
 
     The service hands ``manager`` its collaborators here, once (:meth:`Manager.bind
     <steward.Manager.bind>`): the registry's database when the manager has no ``db`` of its own,
@@ -136,7 +138,8 @@ class Service:
         **manager_options)``: ``host`` None means the ``host`` setting, and the manager reads the
         same settings and clock as its service. The other arguments are the constructor's.
         """
-        settings = settings if settings is not None else config.get_settings()
+        if settings is None:
+            settings = transport.settings if transport is not None else config.get_settings()
         built = manager(
             host=host or settings.host, settings=settings, clock=clock, **manager_options
         )
@@ -167,7 +170,9 @@ class Service:
         self.topic = topic
         self.binary = binary or f"steward-{topic}"
         self.host = manager.host
-        self.settings = settings if settings is not None else config.get_settings()
+        if settings is None:
+            settings = transport.settings if transport is not None else config.get_settings()
+        self.settings = settings
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.version = version
         self._own_transport = transport is None

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from steward import config
-from steward.config import Settings, load_settings, mask_url
+from steward.config import NatsSettings, RabbitSettings, Settings, load_settings, mask_url
 from steward.errors import ConfigError
 
 
@@ -235,3 +235,208 @@ def test_get_settings_loads_once_and_set_settings_replaces(
 def test_origin_of_unknown_option_raises() -> None:
     with pytest.raises(KeyError):
         load_settings().origin("nope")
+
+
+# --- the transports' sections, and their flat oslo names ---------------------------------------
+
+
+def test_transport_options_live_in_their_sections_with_oslo_defaults() -> None:
+    settings = load_settings()
+    assert settings.rabbit == RabbitSettings()
+    assert (settings.rabbit.durable_queues, settings.rabbit.heartbeat_timeout_threshold) == (
+        False,
+        60,
+    )
+    assert (settings.nats.jetstream, settings.nats.ack_wait) == (False, 30)
+    assert "rabbit.quorum_queue" in Settings.option_names()
+    assert "rabbit" not in Settings.option_names()
+    assert settings.origin("rabbit") == "default"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        pytest.param("STEWARD_RABBIT_QUORUM_QUEUE", "true", id="flat-oslo-name"),
+        pytest.param("STEWARD_RABBIT__QUORUM_QUEUE", "true", id="sectioned"),
+        pytest.param("steward_rabbit_quorum_queue", "true", id="flat-lower-case"),
+        pytest.param("STEWARD_RABBIT", '{"quorum_queue": true}', id="section-as-json"),
+    ],
+)
+def test_environment_accepts_both_spellings(
+    variable: str, value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(variable, value)
+    settings = load_settings()
+    assert settings.rabbit.quorum_queue is True
+    assert settings.origin("rabbit.quorum_queue") == "environment"
+    assert settings.origin("rabbit_quorum_queue") == "environment"
+    assert settings.origin("rabbit") == "environment"
+
+
+def test_environment_names_whose_oslo_name_has_another_prefix(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("STEWARD_AMQP_DURABLE_QUEUES", "1")
+    monkeypatch.setenv("STEWARD_HEARTBEAT_TIMEOUT_THRESHOLD", "17")
+    monkeypatch.setenv("STEWARD_NATS_ACK_WAIT", "7")
+    settings = load_settings()
+    assert settings.rabbit.durable_queues is True
+    assert settings.rabbit.heartbeat_timeout_threshold == 17
+    assert settings.nats.ack_wait == 7
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("amqp_durable_queues = true\nnats_jetstream = true\n", id="flat-oslo-names"),
+        pytest.param("[rabbit]\ndurable_queues = true\n[nats]\njetstream = true\n", id="sections"),
+        pytest.param("rabbit.durable_queues = true\nnats.jetstream = true\n", id="dotted-keys"),
+    ],
+)
+def test_config_file_accepts_both_spellings(text: str, tmp_path: Path) -> None:
+    path = tmp_path / "steward.toml"
+    path.write_text(text)
+    settings = load_settings(config_file=path)
+    assert (settings.rabbit.durable_queues, settings.nats.jetstream) == (True, True)
+    assert settings.origin("rabbit.durable_queues") == "file"
+    assert settings.origin("nats") == "file"
+    assert settings.origin("rabbit.quorum_queue") == "default"
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        pytest.param({"rabbit_retry_interval": "0.5"}, id="flat-oslo-name"),
+        pytest.param({"rabbit.retry_interval": "0.5"}, id="dotted"),
+        pytest.param({"rabbit": {"retry_interval": 0.5}}, id="section"),
+        pytest.param({"rabbit": RabbitSettings(retry_interval=0.5)}, id="section-model"),
+    ],
+)
+def test_overrides_accept_every_spelling(overrides: dict[str, object]) -> None:
+    settings = load_settings(overrides=overrides)
+    assert settings.rabbit.retry_interval == 0.5
+    assert settings.rabbit.retry_backoff == 2.0
+    assert settings.origin("rabbit.retry_interval") == "command line"
+
+
+def test_keyword_arguments_accept_the_flat_names() -> None:
+    settings = Settings(
+        rabbit=RabbitSettings(quorum_queue=True),
+        rabbit_retry_interval=0.5,  # type: ignore[call-arg]  # an oslo name, as an alias
+        nats_jetstream=True,
+    )
+    assert (settings.rabbit.quorum_queue, settings.rabbit.retry_interval) == (True, 0.5)
+    assert settings.nats == NatsSettings(jetstream=True)
+
+
+def test_precedence_holds_across_spellings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "steward.toml"
+    path.write_text("[rabbit]\nretry_interval = 3.0\nretry_backoff = 3.0\ninterval_max = 3.0\n")
+    monkeypatch.setenv("STEWARD_RABBIT_RETRY_BACKOFF", "4")  # flat beats the file's section
+    monkeypatch.setenv("STEWARD_RABBIT_INTERVAL_MAX", "4")
+    monkeypatch.setenv("STEWARD_RABBIT__INTERVAL_MAX", "5")  # sectioned beats flat in one source
+    settings = load_settings(config_file=path, overrides={"rabbit_retry_interval": "6"})
+    assert settings.rabbit.retry_interval == 6
+    assert settings.rabbit.retry_backoff == 4
+    assert settings.rabbit.interval_max == 5
+    assert settings.origin("rabbit.retry_interval") == "command line"
+    assert settings.origin("rabbit.retry_backoff") == "environment"
+    assert settings.origin("rabbit") == "command line"
+
+
+@pytest.mark.parametrize(
+    ("variable", "shown"),
+    [
+        pytest.param("STEWARD_NATS_STREAM_REPLICAS", "STEWARD_NATS_STREAM_REPLICAS", id="flat"),
+        pytest.param(
+            "STEWARD_NATS__STREAM_REPLICAS", "STEWARD_NATS__STREAM_REPLICAS", id="section"
+        ),
+    ],
+)
+def test_bad_sectioned_value_names_the_option_and_the_variable_used(
+    variable: str, shown: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(variable, "9")
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert f"option `nats.stream_replicas` (from environment: {shown})" in message
+    assert "less than or equal to 5" in message
+    assert "'9'" in message
+
+
+def test_unknown_option_in_a_section_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "steward.toml"
+    path.write_text("[rabbit]\nquorum_queues = true\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config_file=path)
+    message = str(caught.value)
+    assert "unknown option `rabbit.quorum_queues` (from file)" in message
+    assert "rabbit.quorum_queue," in message
+
+
+def test_no_transport_option_is_mutable_or_secret() -> None:
+    assert not {name for name in Settings.mutable_options() if "." in name}
+    assert not {name for name in Settings.secret_options() if "." in name}
+
+
+def test_masked_lists_sections_nested_or_dotted() -> None:
+    settings = load_settings(overrides={"nats_jetstream": "true"})
+    assert settings.masked()["nats"] == settings.nats.model_dump()
+    dotted = settings.masked(dotted=True)
+    assert list(dotted) == Settings.option_names()
+    assert dotted["nats.jetstream"] is True
+
+
+def test_reread_reads_the_same_file_environment_and_overrides(
+    config_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = load_settings(config_file=config_file, overrides={"control_exchange": "nova"})
+    config_file.write_text('host = "changed"\nreport_interval = 3\n')
+    monkeypatch.setenv("STEWARD_SERVICE_DOWN_TIME", "40")
+    again = settings.reread()
+    assert (again.host, again.report_interval, again.service_down_time) == ("changed", 3, 40)
+    assert again.control_exchange == "nova"
+    assert again.origin("control_exchange") == "command line"
+    assert settings.host == "from-file"  # frozen: rereading makes new settings
+
+
+def test_settings_made_directly_reread_the_defaults_and_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = Settings(host="given")
+    monkeypatch.setenv("STEWARD_REPORT_INTERVAL", "2")
+    again = settings.reread()
+    assert again.report_interval == 2
+    assert again.host == socket.gethostname()
+
+
+def test_public_import_paths_keep_working() -> None:
+    from steward import Settings as TopSettings
+    from steward.config import (
+        ENV_PREFIX,
+        get_settings,
+        set_settings,
+    )
+
+    assert TopSettings is Settings
+    assert ENV_PREFIX == "STEWARD_"
+    assert callable(get_settings)
+    assert callable(set_settings)
+    assert set(config.__all__) >= {"Settings", "get_settings", "load_settings", "mask_url"}
+
+
+def test_the_configuration_doc_lists_every_option_and_flat_name() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
+    for name in Settings.option_names():
+        assert f"`{name}`" in doc, name
+    for flat in ("amqp_durable_queues", "heartbeat_timeout_threshold", "nats_ack_wait"):
+        assert f"`{flat}`" in doc, flat
+
+
+def test_flat_names_are_unique_and_never_an_option_of_their_own() -> None:
+    from steward.config._sources import flat_aliases
+
+    aliases = flat_aliases(Settings)
+    assert len(aliases) == sum(len(model.model_fields) for model in (RabbitSettings, NatsSettings))
+    assert not set(aliases) & set(Settings.model_fields)

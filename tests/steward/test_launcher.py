@@ -1,9 +1,10 @@
-"""The launcher with real processes: ``python -m steward run`` in a subprocess, real signals."""
+"""The launchers: ``python -m steward run`` in a subprocess, and ServiceLauncher in this process."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import re
 import signal
@@ -16,10 +17,20 @@ from pathlib import Path
 import httpx
 import pytest
 
-from steward.config import load_settings
+import steward
+from steward.config import load_settings, set_settings
 from steward.db import Database
-from steward.launcher import SUPERVISOR_ENV, ProcessLauncher, apply_reload, load_manager_class
+from steward.launcher import (
+    SUPERVISOR_ENV,
+    ProcessLauncher,
+    ServiceLauncher,
+    apply_reload,
+    load_manager_class,
+)
+from steward.launcher.telemetry import serving_metrics
 from steward.registry import Registry
+from steward.rpc import get_transport
+from steward.service import Service
 
 GUARD = 30.0
 
@@ -323,3 +334,161 @@ async def test_metrics_probes_reports_to_a_directory_and_console_traces(
     assert "-- service steward-echo" in report.read_text()
     running.process.send_signal(signal.SIGTERM)
     assert await running.exit_code() == 0
+
+
+def test_reload_keeps_a_changed_transport_option_and_names_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    current = load_settings()
+    reloaded = load_settings(overrides={"rabbit_quorum_queue": "true", "report_interval": "4"})
+    with caplog.at_level(logging.INFO, logger="steward.launcher"):
+        applied = apply_reload(current, reloaded)
+    assert applied.rabbit.quorum_queue is False
+    assert applied.report_interval == 4
+    assert "Option rabbit.quorum_queue changed in the configuration; it takes a restart" in (
+        caplog.text
+    )
+
+
+# --- the service launcher in this process ------------------------------------------------------
+
+
+class Resettable(steward.Manager):
+    def __init__(self) -> None:
+        super().__init__("node1", service_name="resettable")
+        self.reset_started = asyncio.Event()
+        self.release = asyncio.Event()
+        self.release.set()
+        self.resets = 0
+        self.cleaned = asyncio.Event()
+
+    async def cleanup_host(self) -> None:
+        self.cleaned.set()
+
+    async def reset(self) -> None:
+        self.reset_started.set()
+        await self.release.wait()
+        self.resets += 1
+
+
+@pytest.fixture
+def config_file(tmp_path: Path) -> Path:
+    path = tmp_path / "steward.toml"
+    path.write_text("report_interval = 10\nrpc_response_timeout = 60\nperiodic_enable = false\n")
+    return path
+
+
+@pytest.fixture
+async def database(tmp_path: Path) -> AsyncIterator[Database]:
+    async with Database(f"sqlite+aiosqlite:///{tmp_path / 'registry.db'}") as db:
+        await db.upgrade()
+        yield db
+
+
+@contextlib.asynccontextmanager
+async def launched(
+    config_file: Path, database: Database
+) -> AsyncIterator[tuple[ServiceLauncher, Resettable, asyncio.Task[int]]]:
+    settings = load_settings(config_file=config_file)
+    manager = Resettable()
+    transport = get_transport("memory://", settings=settings)
+    service = Service(
+        manager,
+        topic="resettable",
+        transport=transport,
+        registry=Registry(database, settings=settings),
+        settings=settings,
+    )
+    started = asyncio.Event()
+    launcher = ServiceLauncher([service], settings=settings, on_started=started.set)
+    run = asyncio.create_task(launcher.run())
+    try:
+        async with asyncio.timeout(GUARD):
+            await started.wait()
+        yield launcher, manager, run
+    finally:
+        launcher.request_stop()
+        async with asyncio.timeout(GUARD):
+            await run
+        await transport.close()
+
+
+async def test_sighup_rereads_the_sources_and_applies_the_mutable_options_everywhere(
+    config_file: Path, database: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with launched(config_file, database) as (launcher, manager, _):
+        given = launcher.settings
+        (service,) = launcher.services
+        await asyncio.to_thread(
+            config_file.write_text,
+            "report_interval = 3\nrpc_response_timeout = 5\nperiodic_enable = false\n"
+            "host = 'elsewhere'\n[rabbit]\nquorum_queue = true\n",
+        )
+        with caplog.at_level(logging.INFO, logger="steward.launcher"):
+            os.kill(os.getpid(), signal.SIGHUP)
+            async with asyncio.timeout(GUARD):
+                await manager.reset_started.wait()
+            await launcher._tasks.wait()
+        assert (launcher.settings.report_interval, launcher.settings.host) == (3, given.host)
+        assert launcher.settings.rabbit.quorum_queue is False
+        assert service.settings is launcher.settings
+        assert service.transport.settings.rpc_response_timeout == 5  # what clients read
+        assert manager.resets == 1
+        assert "Reloaded option report_interval" in caplog.text
+        assert "Option host changed in the configuration; it takes a restart" in caplog.text
+
+
+async def test_a_reload_in_progress_finishes_before_the_launcher_returns(
+    config_file: Path, database: Database
+) -> None:
+    async with launched(config_file, database) as (launcher, manager, run):
+        manager.release.clear()
+        os.kill(os.getpid(), signal.SIGHUP)
+        async with asyncio.timeout(GUARD):
+            await manager.reset_started.wait()
+        launcher.request_stop()
+        async with asyncio.timeout(GUARD):
+            await manager.cleaned.wait()  # the service has stopped; the reload still runs
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert not run.done()
+        manager.release.set()
+        async with asyncio.timeout(GUARD):
+            assert await run == 0
+        assert manager.resets == 1
+        assert launcher._tasks.closed
+
+
+def test_a_launcher_reports_to_its_own_report_directory(tmp_path: Path) -> None:
+    set_settings(load_settings())  # the process's: no report directory
+    own = load_settings(overrides={"report_directory": str(tmp_path), "host": "own-host"})
+    ServiceLauncher([], settings=own)._on_sigusr2()
+    (report,) = tmp_path.iterdir()
+    assert "own-host" in report.read_text()
+
+
+def test_a_launcher_given_no_settings_holds_its_first_services() -> None:
+    settings = load_settings(overrides={"host": "svc-host"})
+    service = Service(
+        steward.Manager(host="h"),
+        topic="t",
+        transport=get_transport("memory://", settings=settings),
+    )
+    try:
+        assert ServiceLauncher([service]).settings is settings
+    finally:
+        service.executor.shutdown()
+
+
+async def test_metrics_are_served_only_with_a_metrics_port() -> None:
+    async with serving_metrics(load_settings(), []) as observer:
+        assert observer is None
+    port = free_port()
+    settings = load_settings(overrides={"metrics_port": str(port)})
+    async with serving_metrics(settings, []) as observer:
+        assert observer is not None
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            assert (await client.get("/healthz")).status_code == 200
+    with pytest.raises(httpx.ConnectError):
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            await client.get("/healthz")

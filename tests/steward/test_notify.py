@@ -219,9 +219,12 @@ def test_test_log_and_noop_drivers(caplog: pytest.LogCaptureFixture) -> None:
     assert noop.sent == []
 
 
-def test_driver_comes_from_the_settings() -> None:
-    set_settings(load_settings(overrides={"notification_driver": "test"}))
-    assert Notifier(None, "p").driver == "test"
+def test_driver_comes_from_the_transports_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    set_settings(load_settings(overrides={"notification_driver": "log"}))  # never read
+    transport = MemoryTransport(settings=load_settings(overrides={"notification_driver": "test"}))
+    assert Notifier(transport, "p").driver == "test"
+    monkeypatch.setenv("STEWARD_NOTIFICATION_DRIVER", "test")
+    assert Notifier(None, "p").driver == "test"  # no transport: defaults and environment
     with pytest.raises(DriverNotFound, match="no 'notification' driver named 'kafka'"):
         Notifier(None, "p", driver="kafka")
     with pytest.raises(ValueError, match="needs a transport"):

@@ -50,3 +50,9 @@ def test_report_text_masks_a_url_in_a_periodic_tasks_error() -> None:
     text = format_report(report)
     assert "hunter2" not in text
     assert "amqp://u:***@10.0.0.1/" in text
+
+
+def test_report_lists_a_transports_options_one_per_line() -> None:
+    report = build_report(settings=load_settings(overrides={"rabbit_quorum_queue": "true"}))
+    assert report["configuration"]["rabbit.quorum_queue"] is True
+    assert "   rabbit.quorum_queue = True" in format_report(report)

@@ -39,16 +39,17 @@ __all__ = ["AllInOne"]
 class AllInOne:
     """The whole cloud in this process. See the module docstring.
 
-    ``settings`` are steward's (default: the process settings); ``clock`` drives the services'
-    loops and the managers' periodic tasks (tests pass a fake one); ``serve_rest`` False leaves
-    the REST API unserved (tests call :attr:`api`'s ``app`` directly).
+    ``settings`` are steward's, built by the caller (the ``pocketcloud`` command, a test);
+    ``clock`` drives the services' loops and the managers' periodic tasks (tests pass a fake
+    one); ``serve_rest`` False leaves the REST API unserved (tests call :attr:`api`'s ``app``
+    directly).
     """
 
     def __init__(
         self,
         cloud_settings: CloudSettings,
         *,
-        settings: steward.Settings | None = None,
+        settings: steward.Settings,
         host: str | None = None,
         compute_hosts: Sequence[str] = ("compute1",),
         clock: Clock | None = None,
@@ -58,7 +59,7 @@ class AllInOne:
             raise ValueError("`compute_hosts` must name at least one compute host")
         if len(set(compute_hosts)) != len(compute_hosts):
             raise ValueError(f"`compute_hosts` must be distinct, got {list(compute_hosts)}")
-        self.settings = settings if settings is not None else steward.get_settings()
+        self.settings = settings
         self.cloud_settings = cloud_settings
         self.db = Database(self.settings.database_url)
         self.transport: Transport = get_transport(settings=self.settings)

@@ -208,7 +208,7 @@ async def _up(
     set_settings(settings)
     cloud = AllInOne(cloud_settings, settings=settings, compute_hosts=compute_hosts)
     await cloud.prepare()
-    launcher = ServiceLauncher(cloud.services, reload_settings=lambda: settings)
+    launcher = ServiceLauncher(cloud.services, settings=settings)
     pending: set[tuple[str, str]] = set()
 
     async def ready() -> str:

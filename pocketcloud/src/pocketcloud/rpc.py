@@ -8,7 +8,6 @@ the modules the ``allowed_remote_exmods`` setting lists; any other remote except
 from __future__ import annotations
 
 from pocketcloud import TOPICS
-from steward import get_settings
 from steward.rpc import RPCClient, Target, Transport
 
 __all__ = ["BINARIES", "ERROR_MODULES", "TOPICS", "binary_of", "make_client"]
@@ -34,8 +33,12 @@ def make_client(
     version_cap: str | None = None,
     timeout: float | None = None,
 ) -> RPCClient:
-    """Return a client of ``topic`` at base ``version``, capped at ``version_cap``."""
-    allowed = [*get_settings().allowed_remote_exmods, *ERROR_MODULES]
+    """Return a client of ``topic`` at base ``version``, capped at ``version_cap``.
+
+    It re-raises the exceptions of the transport's ``allowed_remote_exmods`` setting and of
+    :data:`ERROR_MODULES` by class.
+    """
+    allowed = [*transport.settings.allowed_remote_exmods, *ERROR_MODULES]
     return RPCClient(
         transport,
         Target(topic, version=version),

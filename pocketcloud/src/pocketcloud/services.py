@@ -118,7 +118,8 @@ def resolve_settings(
     """Return steward's settings for a pocketcloud process (the command line's values first).
 
     A database URL given nowhere (not on the command line, not in ``STEWARD_DATABASE_URL``)
-    means the data directory's SQLite file, not steward's own default.
+    means the data directory's SQLite file, not steward's own default. The settings remember
+    these overrides, so a SIGHUP reload (:meth:`steward.Settings.reread`) reads the same.
     """
     import steward  # noqa: PLC0415 - run only
 
@@ -133,7 +134,8 @@ def resolve_settings(
     }
     settings = steward.load_settings(overrides=overrides)
     if settings.origin("database_url") == "default":
-        settings = settings.model_copy(update={"database_url": cloud_settings.database_url})
+        overrides["database_url"] = cloud_settings.database_url
+        settings = steward.load_settings(overrides=overrides)
     return settings
 
 
@@ -195,7 +197,7 @@ async def serve(topic: str, cloud_settings: CloudSettings, settings: steward.Set
             registry=Registry(db, settings=settings),
             settings=settings,
         )
-        return await ServiceLauncher([service], reload_settings=lambda: settings).run()
+        return await ServiceLauncher([service], settings=settings).run()
     finally:
         await transport.close()
         await db.dispose()

@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 
 from steward._aio import TaskGroup
 from steward.clock import Clock, SystemClock
-from steward.config import get_settings
+from steward.config import load_settings
 from steward.context import RequestContext
 from steward.drivers import load_driver
 from steward.errors import MessageDeliveryFailure
@@ -78,7 +78,8 @@ class Notifier:
     an unknown name raises :class:`~steward.errors.DriverNotFound`. ``transport`` is needed by
     the ``messaging`` driver only (without one it raises ``ValueError``). ``driver`` and
     ``topics`` default to the ``notification_driver`` and ``notification_topics`` settings.
-    ``settings`` (None: the process's) is read in the constructor even when ``driver`` and
+    ``settings`` (None: the transport's; with no transport, the defaults and the environment,
+    :func:`~steward.config.load_settings`) is read in the constructor even when ``driver`` and
     ``topics`` are given, since the driver takes its options from it (the ``messaging``
     driver's ``max_message_size``). ``serializer`` turns payloads and the context into JSON
     (None: payloads as they are, the context as ``RequestContext.to_dict()``, as the default
@@ -99,7 +100,8 @@ class Notifier:
         on_crash: Callable[[BaseException], None] | None = None,
         _shared: _Shared | None = None,
     ) -> None:
-        settings = settings if settings is not None else get_settings()
+        if settings is None:
+            settings = transport.settings if transport is not None else load_settings()
         self.settings = settings
         self.publisher_id = publisher_id
         self.topics = list(topics if topics is not None else settings.notification_topics)

@@ -47,8 +47,8 @@ class RPCClient:
     ``version_cap`` is the highest version this client may send (None: no cap);
     ``serializer`` converts arguments, results and the context (default :class:`Serializer`).
     ``allowed_remote_exmods`` lists modules whose exceptions are re-raised by class (None: the
-    setting of that name). ``settings`` gives those defaults (None: the process's settings, read
-    at call time).
+    setting of that name). ``settings`` gives those defaults (None: the transport's
+    :attr:`~steward.rpc.transports.base.Transport.settings`, read at call time).
     """
 
     def __init__(
@@ -248,7 +248,7 @@ class RPCClient:
         return self._settings().allowed_remote_exmods
 
     def _settings(self) -> config.Settings:
-        return self.settings if self.settings is not None else config.get_settings()
+        return self.settings if self.settings is not None else self.transport.settings
 
     def __repr__(self) -> str:
         return f"RPCClient({self.transport!r}, {self.target})"

@@ -99,7 +99,7 @@ class RPCServer:
     ``executor`` runs plain ``def`` methods (default: a pool of ``executor_thread_pool_size``
     threads owned by the server). ``prefetch`` bounds the requests in progress at once (default:
     ``executor_thread_pool_size``). ``settings`` gives those defaults and the grace period of
-    :meth:`serve` (default: the process's settings; a :class:`~steward.service.Service` passes
+    :meth:`serve` (default: the transport's settings; a :class:`~steward.service.Service` passes
     its own). ``on_crash`` is told at once when the server fails (see the module docstring).
     """
 
@@ -117,7 +117,7 @@ class RPCServer:
     ) -> None:
         if not target.topic or not target.server:
             raise InvalidTarget(f"a server target needs a topic and a server, got {target}")
-        settings = settings if settings is not None else config.get_settings()
+        settings = settings if settings is not None else transport.settings
         self.transport = transport
         self.target = target
         self._own_executor = executor is None

@@ -96,14 +96,21 @@ async def test_a_client_given_settings_reads_its_defaults_there(transport: Trans
         await client.prepare(version="1.0").call(RequestContext(), "x")
 
 
-async def test_timeout_defaults_to_the_setting(transport: Transport) -> None:
+async def test_timeout_defaults_to_the_transports_setting() -> None:
     async def hold(message: IncomingMessage) -> None:
         """Take requests and never answer them."""
 
+    set_settings(load_settings(overrides={"rpc_response_timeout": "60"}))  # not read
+    own = load_settings(overrides={"rpc_response_timeout": "0.2"})
+    transport = get_transport("memory://", settings=own)
     await transport.listen(Target("silent", "h1"), hold, prefetch=1)
-    set_settings(load_settings(overrides={"rpc_response_timeout": "0.2"}))
-    with pytest.raises(MessagingTimeout, match=r"after 0\.2 s"):
-        await RPCClient(transport, Target("silent")).call(RequestContext(), "x")
+    client = RPCClient(transport, Target("silent"))
+    assert client.settings is None  # read at call time: a reload of the transport's reaches it
+    try:
+        with pytest.raises(MessagingTimeout, match=r"after 0\.2 s"):
+            await client.call(RequestContext(), "x")
+    finally:
+        await transport.close()
 
 
 async def test_arguments_that_are_not_json_are_refused_by_name(transport: Transport) -> None:

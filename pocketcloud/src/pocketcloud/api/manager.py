@@ -97,7 +97,7 @@ class ApiManager(CloudManager):
         """Start serving the REST API, now that the service answers RPC."""
         if not self.serve_rest or self.app is None:
             return
-        graceful = (self._steward_settings or steward.get_settings()).graceful_shutdown_timeout
+        graceful = self.registry.settings.graceful_shutdown_timeout
         self.rest = RestServer(
             self.app,
             host=self.cloud_settings.api_host,

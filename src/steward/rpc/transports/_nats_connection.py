@@ -264,7 +264,7 @@ class Connection:
                 name=self.name,
                 allow_reconnect=True,
                 max_reconnect_attempts=-1,  # for ever: a service outlives a broker restart
-                reconnect_time_wait=self._settings.nats_reconnect_wait,  # type: ignore[arg-type]
+                reconnect_time_wait=self._settings.nats.reconnect_wait,  # type: ignore[arg-type]
                 connect_timeout=_CONNECT_TIMEOUT,
                 tls=self.url.tls(),
                 user_credentials=self.url.creds,
@@ -328,9 +328,9 @@ class Connection:
                     name=name,
                     subjects=subjects,
                     retention=RetentionPolicy.INTEREST,
-                    storage=StorageType(settings.nats_stream_storage),
-                    num_replicas=settings.nats_stream_replicas,
-                    max_age=settings.nats_stream_max_age or None,
+                    storage=StorageType(settings.nats.stream_storage),
+                    num_replicas=settings.nats.stream_replicas,
+                    max_age=settings.nats.stream_max_age or None,
                 )
             )
             LOG.info("Created JetStream stream %s", name)

@@ -98,12 +98,12 @@ class Topology:
     def __init__(self, settings: Settings) -> None:
         self.control_exchange = settings.control_exchange
         # oslo: self.durable = amqp_durable_queues or rabbit_quorum_queue.
-        self.durable = settings.amqp_durable_queues or settings.rabbit_quorum_queue
-        self.auto_delete = settings.amqp_auto_delete
+        self.durable = settings.rabbit.durable_queues or settings.rabbit.quorum_queue
+        self.auto_delete = settings.rabbit.auto_delete
         self.topic_arguments: dict[str, FieldValue] = (
-            {"x-queue-type": "quorum"} if settings.rabbit_quorum_queue else {}
+            {"x-queue-type": "quorum"} if settings.rabbit.quorum_queue else {}
         )
-        ttl = settings.rabbit_transient_queues_ttl
+        ttl = settings.rabbit.transient_queues_ttl
         self.transient_arguments: dict[str, FieldValue] = {"x-expires": ttl * 1000} if ttl else {}
 
     def topic_exchange(self, target: Target) -> Exchange:

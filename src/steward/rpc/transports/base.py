@@ -144,6 +144,13 @@ class Transport(typing.Protocol):
         """The transport URL with credentials masked, for logs."""
         ...
 
+    settings: Settings
+    """The settings the transport was made with (a SIGHUP reload replaces its mutable options).
+
+    The RPC servers, clients and notifiers built on it take their settings from here unless
+    given others; the transport itself reads its options once, when made.
+    """
+
     @property
     def max_message_size(self) -> int:
         """The largest body, in bytes, this transport sends or accepts."""
@@ -346,8 +353,16 @@ class BaseTransport:
 
     @property
     def settings(self) -> Settings:
-        """The settings the transport was made with; what it creates takes its defaults here."""
+        """The settings the transport was made with; what it creates takes its defaults here.
+
+        A SIGHUP reload replaces them with their mutable options reloaded (what clients and
+        notifiers read at call time); the transport read its own options once, when made.
+        """
         return self._settings
+
+    @settings.setter
+    def settings(self, settings: Settings) -> None:
+        self._settings = settings
 
     @property
     def max_message_size(self) -> int:

@@ -235,7 +235,7 @@ class MemoryTransport(BaseTransport):
     """
 
     def __init__(self, url: str = "memory://", *, settings: config.Settings | None = None) -> None:
-        super().__init__(url, settings if settings is not None else config.get_settings())
+        super().__init__(url, settings if settings is not None else config.load_settings())
         self._name = url.partition("://")[2].strip("/")
         self.listeners: set[_Listener] = set()
 

@@ -118,14 +118,15 @@ _TOKEN = re.compile(r"[A-Za-z0-9_-]{1,64}").fullmatch
 class NatsTransport(BaseTransport):
     """The nats:// transport. See the module docstring.
 
-    ``settings`` (default: the process's) gives ``control_exchange``, ``max_message_size`` and
+    ``settings`` (default: the defaults and the environment; :func:`~steward.rpc.get_transport`
+    passes the process's) gives ``control_exchange``, ``max_message_size`` and
     the ``nats_*`` options; they are read once, here. :attr:`connection` keeps the nats-py
     client (connecting in the transport's task group); its ``name`` is the client name the
     server shows.
     """
 
     def __init__(self, url: str, *, settings: config.Settings | None = None) -> None:
-        super().__init__(url, settings if settings is not None else config.get_settings())
+        super().__init__(url, settings if settings is not None else config.load_settings())
         settings = self.settings
         try:
             parsed = parse_url(url)
@@ -135,11 +136,11 @@ class NatsTransport(BaseTransport):
                 f"cannot read {config.mask_url(url)!r}: {redact.mask_detail(str(exc), url)}"
             ) from exc
         self.jetstream = parsed.jetstream if parsed.jetstream is not None else (
-            settings.nats_jetstream
+            settings.nats.jetstream
         )  # fmt: skip
         self.subjects = Subjects(parsed.namespace, settings.control_exchange)
         self.connection = Connection(parsed, self.url, settings, self.tasks)
-        self._ack_wait = settings.nats_ack_wait
+        self._ack_wait = settings.nats.ack_wait
         self._undeliverable: UndeliverableHandler | None = None
         # Where the server's no-responders statuses come back: ``<prefix>.<call id>``.
         self._bounce_prefix: str | None = None

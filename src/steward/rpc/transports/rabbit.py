@@ -76,28 +76,29 @@ _NO_EXPIRATION = properties()
 class RabbitTransport(BaseTransport):
     """The amqp:// (``amqps://``, ``rabbit://``) transport. See the module docstring.
 
-    ``settings`` (default: the process's) gives the oslo options that shape the topology and
-    the connection; they are read once, here. :attr:`connector` keeps the connection, in the
-    transport's task group; its ``name`` is the AMQP ``connection_name`` the broker shows.
+    ``settings`` (default: the defaults and the environment; :func:`~steward.rpc.get_transport`
+    passes the process's) gives the oslo options that shape the topology and the connection;
+    they are read once, here. :attr:`connector` keeps the connection, in the transport's task
+    group; its ``name`` is the AMQP ``connection_name`` the broker shows.
     """
 
     def __init__(self, url: str, *, settings: config.Settings | None = None) -> None:
-        super().__init__(url, settings if settings is not None else config.get_settings())
+        super().__init__(url, settings if settings is not None else config.load_settings())
         settings = self.settings
         try:
-            urls = broker_urls(url, heartbeat=settings.heartbeat_timeout_threshold)
+            urls = broker_urls(url, heartbeat=settings.rabbit.heartbeat_timeout_threshold)
         except ValueError as exc:
             raise InvalidTransportURL(
                 f"cannot read {config.mask_url(url)!r}: {redact.mask_detail(str(exc), url)}"
             ) from exc
-        self._prefetch_count = settings.rabbit_qos_prefetch_count
+        self._prefetch_count = settings.rabbit.qos_prefetch_count
         self._topology = Topology(settings)
         self.connector = Connector(
             urls,
             tasks=self.tasks,
-            retry_interval=settings.rabbit_retry_interval,
-            retry_backoff=settings.rabbit_retry_backoff,
-            maximum=settings.rabbit_interval_max,
+            retry_interval=settings.rabbit.retry_interval,
+            retry_backoff=settings.rabbit.retry_backoff,
+            maximum=settings.rabbit.interval_max,
         )
         # One channel per direction: casts wait for confirms, calls and replies do not.
         self._confirmed = Publisher(self.connector, confirm=True)

@@ -296,12 +296,12 @@ def test_nats_scheme_selects_the_nats_transport() -> None:
 
 def test_settings_have_the_nats_options_and_defaults() -> None:
     defaults = Settings()
-    assert defaults.nats_jetstream is False
-    assert defaults.nats_stream_storage == "file"
-    assert defaults.nats_stream_replicas == 1
-    assert defaults.nats_stream_max_age == 0
-    assert defaults.nats_ack_wait == 30
-    assert defaults.nats_reconnect_wait == 2
+    assert defaults.nats.jetstream is False
+    assert defaults.nats.stream_storage == "file"
+    assert defaults.nats.stream_replicas == 1
+    assert defaults.nats.stream_max_age == 0
+    assert defaults.nats.ack_wait == 30
+    assert defaults.nats.reconnect_wait == 2
     transport = NatsTransport("nats://h1", settings=load_settings(overrides={"nats_jetstream": 1}))
     assert transport.jetstream is True
     transport = NatsTransport(

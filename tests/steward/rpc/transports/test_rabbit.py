@@ -297,15 +297,15 @@ def test_url_masks_the_password(make_transport: Callable[..., RabbitTransport]) 
 def test_settings_have_oslo_rabbit_options_and_defaults() -> None:
     defaults = Settings()
     assert (
-        defaults.amqp_durable_queues,
-        defaults.amqp_auto_delete,
-        defaults.rabbit_quorum_queue,
-        defaults.rabbit_transient_queues_ttl,
-        defaults.rabbit_qos_prefetch_count,
-        defaults.heartbeat_timeout_threshold,
-        defaults.rabbit_retry_interval,
-        defaults.rabbit_retry_backoff,
-        defaults.rabbit_interval_max,
+        defaults.rabbit.durable_queues,
+        defaults.rabbit.auto_delete,
+        defaults.rabbit.quorum_queue,
+        defaults.rabbit.transient_queues_ttl,
+        defaults.rabbit.qos_prefetch_count,
+        defaults.rabbit.heartbeat_timeout_threshold,
+        defaults.rabbit.retry_interval,
+        defaults.rabbit.retry_backoff,
+        defaults.rabbit.interval_max,
     ) == (False, False, False, 1800, 0, 60, 1.0, 2.0, 30.0)
 
 
