@@ -31,6 +31,7 @@ from steward.launcher.telemetry import serving_metrics
 from steward.registry import Registry
 from steward.rpc import get_transport
 from steward.service import Service
+from steward.testing import FakeClock
 
 GUARD = 30.0
 
@@ -492,3 +493,50 @@ async def test_metrics_are_served_only_with_a_metrics_port() -> None:
     with pytest.raises(httpx.ConnectError):
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
             await client.get("/healthz")
+
+
+class _BrokenClock(FakeClock):
+    """A clock that breaks once told to: a bug in a service's loop."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.broken = asyncio.Event()
+
+    async def sleep(self, seconds: float) -> None:
+        await self.broken.wait()
+        raise RuntimeError("the clock broke")
+
+
+async def test_a_failed_service_stops_the_launcher_and_the_others_and_exits_1(
+    config_file: Path, database: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = load_settings(config_file=config_file)
+    transport = get_transport("memory://", settings=settings)
+    clock = _BrokenClock()
+    healthy_manager, failing_manager = Resettable(), Resettable()
+    services = [
+        Service(
+            manager,
+            topic=topic,
+            transport=transport,
+            registry=Registry(database, settings=settings),
+            settings=settings,
+            clock=service_clock,
+        )
+        for manager, topic, service_clock in [
+            (healthy_manager, "healthy", FakeClock()),
+            (failing_manager, "failing", clock),
+        ]
+    ]
+    started = asyncio.Event()
+    launcher = ServiceLauncher(services, settings=settings, on_started=started.set)
+    run = asyncio.create_task(launcher.run())
+    async with asyncio.timeout(GUARD):
+        await started.wait()
+    clock.broken.set()
+    async with asyncio.timeout(GUARD):
+        assert await run == 1
+    assert healthy_manager.cleaned.is_set()  # the other service was stopped too
+    assert failing_manager.cleaned.is_set()
+    assert "steward-failing failed; stopping every service of this process" in caplog.text
+    await transport.close()

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from steward._aio import TaskGroup
 from steward.config import Settings, load_settings
+from steward.errors import ServiceFailed
 from steward.launcher.telemetry import serving_metrics, tracing
 from steward.service import Service
 
@@ -155,8 +156,34 @@ class ServiceLauncher:
             except Exception:
                 LOG.exception("reset() of %s failed", service.binary)
 
+    async def _serve_until_stopped(self, services: Sequence[Service]) -> list[Service]:
+        """Serve until a stop is asked for or a service fails; return those that failed.
+
+        A failed service has stopped itself (:meth:`Service.wait`); the others are stopped by
+        :meth:`run`, as on a signal, and the process exits 1.
+        """
+        failed: list[Service] = []
+
+        async def watch(service: Service) -> None:
+            try:
+                await service.wait()
+            except ServiceFailed:
+                LOG.exception("%s failed; stopping every service of this process", service.binary)
+                failed.append(service)
+                self._stop.set()
+
+        async with asyncio.TaskGroup() as watchers:
+            watching = [watchers.create_task(watch(service)) for service in services]
+            await self._stop.wait()
+            for task in watching:
+                task.cancel()
+        return failed
+
     async def run(self) -> int:
-        """Start the services, wait for a stop signal, stop them; return the exit code."""
+        """Start the services, serve until a stop signal or a failure, stop them.
+
+        Returns the exit code: 0 after a signal, 1 when a service failed.
+        """
         loop = asyncio.get_running_loop()
         handlers = {
             signal.SIGTERM: self._on_sigterm,
@@ -177,8 +204,8 @@ class ServiceLauncher:
                     LOG.info("All services started; serving until SIGTERM or SIGINT")
                     if self._on_started is not None:
                         self._on_started()
-                    await self._stop.wait()
-                return 0
+                    failed = await self._serve_until_stopped(started)
+                return 1 if failed else 0
             finally:
                 # The handlers stay while the services stop: a signal arriving now (a second
                 # SIGTERM, a SIGHUP) must not fall back to the default action and kill the
