@@ -1,4 +1,9 @@
-"""Fixtures shared by steward's tests."""
+"""Fixtures shared by steward's tests.
+
+steward's own pytest plugin (:mod:`steward.testing.plugin`, loaded through its entry point) gives
+them ``fake_clock``, ``memory_transport``, ``notifications`` and ``start_service``; the fixtures
+here are for the real brokers and databases of the integration tests.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +20,6 @@ from pathlib import Path
 import pytest
 
 from steward import config
-from steward.testing import FakeClock
 
 
 @pytest.fixture(autouse=True)
@@ -27,12 +31,6 @@ def _isolated_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     config.set_settings(None)
     yield
     config.set_settings(None)
-
-
-@pytest.fixture
-def fake_clock() -> FakeClock:
-    """A clock at t=1000 that moves only when the test advances it."""
-    return FakeClock(start=1000.0)
 
 
 POSTGRES_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
