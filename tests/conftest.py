@@ -22,6 +22,16 @@ import pytest
 from steward import config
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Say "no current event loop" before any test runs (looptime 0.9 needs it; decision 0010).
+
+    looptime looks up the current loop of every test, sync ones too; asked before any loop was
+    set, asyncio's policy makes one, which nobody closes (a ResourceWarning, an error here).
+    pytest-asyncio sets each async test's loop itself, so no test relies on that one.
+    """
+    asyncio.set_event_loop(None)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Each test starts from default settings: no STEWARD_* variables, no installed settings."""

@@ -24,6 +24,8 @@ checks use servers (:class:`~steward.rpc.RPCServer`) and clients
 
 This module imports pytest, pytest-asyncio and hypothesis: import it from test modules only. Its
 async checks are marked ``asyncio``, so they run in pytest-asyncio's strict mode as in auto mode.
+It is one module past 400 lines on purpose: one suite, the checks with the endpoint they call and
+the fuzz strategies they send.
 """
 
 # A test module shipped in the package: checks assert, are named for what they check rather than
