@@ -3,8 +3,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-import textwrap
-from pathlib import Path
 
 import pytest
 
@@ -165,43 +163,84 @@ async def test_start_service_runs_a_manager_on_the_memory_transport_and_the_fake
     assert status.up
 
 
-def test_the_plugin_works_in_strict_mode_and_stops_services_after_the_test(
-    tmp_path: Path,
-) -> None:
-    # A project of its own, as a user has it: pytest-asyncio in strict mode, the plugin loaded
-    # from steward's entry point.
-    (tmp_path / "test_user.py").write_text(
-        textwrap.dedent(
-            """
-            import pytest
+USER_TESTS = """
+import pytest
 
-            from steward import Manager
+from steward import Manager
 
-            STOPPED = []
+STOPPED = []
 
 
-            class Echo(Manager):
-                async def cleanup_host(self):
-                    STOPPED.append(self.host)
+class Echo(Manager):
+    async def cleanup_host(self):
+        STOPPED.append(self.host)
 
 
-            @pytest.mark.asyncio
-            async def test_starts(start_service, fake_clock, notifications):
-                service = await start_service(Echo("h1", clock=fake_clock), topic="echo")
-                assert service.rpcserver.running
-                assert STOPPED == []
+@pytest.mark.asyncio
+async def test_starts(start_service, fake_clock, notifications):
+    service = await start_service(Echo("h1", clock=fake_clock), topic="echo")
+    assert service.rpcserver.running
+    assert STOPPED == []
 
 
-            def test_the_service_was_stopped_after_the_test():
-                assert STOPPED == ["h1"]
-            """
-        )
-    )
+def test_the_service_was_stopped_after_the_test():
+    assert STOPPED == ["h1"]
+"""
+
+# docs/testing.md's worked example, with an in-loop transport of a third party's (a memory://
+# under another name), on the virtual loop clock.
+THIRD_PARTY_CONFORMANCE = """
+import pytest
+
+from steward.rpc.transports.memory import MemoryTransport
+from steward.testing.conformance import TransportConformance
+
+
+class LoopbackTransport(MemoryTransport):
+    pass
+
+
+class TestLoopbackTransport(TransportConformance):
+    pytestmark = pytest.mark.looptime
+
+    @pytest.fixture
+    def transport_factory(self):
+        def make(*, settings=None):
+            return LoopbackTransport("memory://loopback", settings=settings)
+
+        return make
+"""
+
+
+@pytest.fixture(scope="module")
+def project_of_its_own(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Run a user's project on steward's plugin as it has it (pytest-asyncio strict); its report.
+
+    One pytest run for the tests below (each run costs seconds of start-up). The two fuzz checks
+    are left out: they run for memory:// in test_conformance.py.
+    """
+    directory = tmp_path_factory.mktemp("project")
+    (directory / "test_user.py").write_text(USER_TESTS)
+    (directory / "test_mine.py").write_text(THIRD_PARTY_CONFORMANCE)
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o",
+        [sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider", "-o",
          "asyncio_mode=strict", "-o", "asyncio_default_fixture_loop_scope=function", "-W", "error",
-         "test_user.py"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False,
+         "-k", "not survives", "test_user.py", "test_mine.py"],
+        cwd=directory, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "2 passed" in done.stdout
+    return done.stdout
+
+
+def test_the_plugin_works_in_strict_mode_and_stops_services_after_the_test(
+    project_of_its_own: str,
+) -> None:
+    assert "test_user.py::test_starts PASSED" in project_of_its_own
+    assert "test_user.py::test_the_service_was_stopped_after_the_test PASSED" in project_of_its_own
+
+
+def test_a_transport_of_its_own_runs_the_shipped_conformance_suite(project_of_its_own: str) -> None:
+    checks = [line for line in project_of_its_own.splitlines() if "TestLoopbackTransport::" in line]
+    assert len(checks) == 22
+    assert all("PASSED" in line for line in checks)
+    assert "24 passed, 2 deselected" in project_of_its_own

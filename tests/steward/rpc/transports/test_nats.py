@@ -81,6 +81,7 @@ class Notes:
         self.notes: asyncio.Queue[object] = asyncio.Queue()
         self.calls: list[object] = []
         self.release = asyncio.Event()
+        self.holding = asyncio.Event()
 
     async def note(self, context: RequestContext, value: object = None) -> None:
         self.notes.put_nowait(value)
@@ -90,6 +91,7 @@ class Notes:
         return value
 
     async def hold(self, context: RequestContext) -> str:
+        self.holding.set()
         await self.release.wait()
         return "released"
 
@@ -405,7 +407,8 @@ async def test_expired_call_request_is_dropped_unhandled(
     client = RPCClient(transport, Target(topic, "h1"), timeout=GUARD)
     ctx = RequestContext()
     blocked = asyncio.create_task(client.call(ctx, "hold"))
-    await until(lambda: server.in_flight == 1, what="the first call runs")
+    async with asyncio.timeout(GUARD):
+        await notes.holding.wait()  # the first call runs
     with pytest.raises(MessagingTimeout):  # waits behind the first, beyond its timeout
         await client.prepare(timeout=0.3).call(ctx, "echo", value="late")
     notes.release.set()
