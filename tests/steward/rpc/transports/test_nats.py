@@ -634,11 +634,14 @@ async def test_notifications_are_shared_by_listeners_and_copied_to_pools(
         await transport.send_notification(target, "info", b'{"n": 0}')
     shared: list[int] = []
     pooled: list[int] = []
+    kept = asyncio.Condition()
 
     def keeper(into: list[int]) -> Callable[[IncomingMessage], Awaitable[None]]:
         async def keep(message: IncomingMessage) -> None:
             into.append(orjson.loads(message.body)["n"])
             await message.ack()
+            async with kept:
+                kept.notify_all()
 
         return keep
 
@@ -654,7 +657,8 @@ async def test_notifications_are_shared_by_listeners_and_copied_to_pools(
     for n in range(1, 21):
         await transport.send_notification(target, "info", orjson.dumps({"n": n}))
     first = 0 if jetstream else 1
-    await until(lambda: len(shared) == 21 - first and len(pooled) == 20, what="all delivered")
+    async with asyncio.timeout(GUARD), kept:
+        await kept.wait_for(lambda: len(shared) == 21 - first and len(pooled) == 20)
     assert sorted(shared) == list(range(first, 21))  # each once, between the two listeners
     assert sorted(pooled) == list(range(1, 21))  # the pool's own copy, from when it started
     for listener in listeners:
