@@ -244,3 +244,12 @@ def test_a_transport_of_its_own_runs_the_shipped_conformance_suite(project_of_it
     assert len(checks) == 22
     assert all("PASSED" in line for line in checks)
     assert "24 passed, 2 deselected" in project_of_its_own
+
+
+def test_importing_steward_testing_does_not_import_pytest() -> None:
+    # Only the plugin and the conformance suite need pytest; a service may import the rest.
+    code = "import sys, steward, steward.testing; assert 'pytest' not in sys.modules, 'pytest'"
+    done = subprocess.run(  # noqa: S603 - this interpreter, with code of the test's own
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
