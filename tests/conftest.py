@@ -1,4 +1,9 @@
-"""Fixtures shared by steward's tests."""
+"""Fixtures shared by steward's tests.
+
+steward's own pytest plugin (:mod:`steward.testing.plugin`, loaded through its entry point) gives
+them ``fake_clock``, ``memory_transport``, ``notifications`` and ``start_service``; the fixtures
+here are for the real brokers and databases of the integration tests.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +20,16 @@ from pathlib import Path
 import pytest
 
 from steward import config
-from steward.testing import FakeClock
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Say "no current event loop" before any test runs (looptime 0.9 needs it; decision 0010).
+
+    looptime looks up the current loop of every test, sync ones too; asked before any loop was
+    set, asyncio's policy makes one, which nobody closes (a ResourceWarning, an error here).
+    pytest-asyncio sets each async test's loop itself, so no test relies on that one.
+    """
+    asyncio.set_event_loop(None)
 
 
 @pytest.fixture(autouse=True)
@@ -27,12 +41,6 @@ def _isolated_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     config.set_settings(None)
     yield
     config.set_settings(None)
-
-
-@pytest.fixture
-def fake_clock() -> FakeClock:
-    """A clock at t=1000 that moves only when the test advances it."""
-    return FakeClock(start=1000.0)
 
 
 POSTGRES_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"

@@ -1,9 +1,12 @@
 """The clock scheduling code reads time from.
 
-Everything in steward that schedules (periodic tasks, and later heartbeats and timeouts) takes a
-:class:`Clock` instead of calling ``time.monotonic()`` or ``asyncio.sleep()`` itself, so tests can
-drive it with :class:`steward.testing.FakeClock` and assert exact virtual times without sleeping
-(the idea of trio's ``MockClock``).
+What steward schedules takes a :class:`Clock` instead of calling ``time.monotonic()`` or
+``asyncio.sleep()`` itself: the periodic-task scheduler, the service's heartbeat and periodic-task
+loops, and the notifier's retries while the broker is away. Tests drive them with
+:class:`steward.testing.FakeClock` and assert exact virtual times without sleeping (the idea of
+trio's ``MockClock``). Timeouts are not on this clock: an RPC call's timeout, a grace period and
+the transports' reconnection delays are ``asyncio`` timers on the event loop's own time, which a
+test makes virtual with a virtual loop clock (``docs/testing.md``).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ __all__ = ["Clock", "SystemClock"]
 
 @typing.runtime_checkable
 class Clock(typing.Protocol):
-    """What a scheduler needs of time: a monotonic reading and a way to wait."""
+    """What scheduling code needs of time: a monotonic reading and a way to wait on it."""
 
     def monotonic(self) -> float:
         """Seconds on a clock that never goes backwards; only differences are meaningful."""

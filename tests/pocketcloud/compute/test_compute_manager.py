@@ -138,6 +138,7 @@ class _GatedSpawns:
     def __init__(self, cloud: AllInOne) -> None:
         self.gate = asyncio.Event()
         self.entered: list[str] = []
+        self.changed = asyncio.Condition()
         for compute in cloud.computes:
             driver = _compute(cloud, compute.host)[1]
             driver.spawn = self._gated(compute.host, driver.spawn)  # type: ignore[method-assign,assignment]
@@ -146,7 +147,9 @@ class _GatedSpawns:
         self, host: str, spawn: Callable[[Instance], Coroutine[Any, Any, None]]
     ) -> Callable[[Instance], Coroutine[Any, Any, None]]:
         async def gated(instance: Instance) -> None:
-            self.entered.append(host)
+            async with self.changed:
+                self.entered.append(host)
+                self.changed.notify_all()
             await self.gate.wait()
             await spawn(instance)
 
@@ -154,9 +157,8 @@ class _GatedSpawns:
 
     async def wait_entered(self, count: int) -> str:
         """Wait until ``count`` spawns have begun; return the host of the last one."""
-        async with asyncio.timeout(DEADLINE):
-            while len(self.entered) < count:  # noqa: ASYNC110 - the driver has no event
-                await asyncio.sleep(0.005)
+        async with asyncio.timeout(DEADLINE), self.changed:
+            await self.changed.wait_for(lambda: len(self.entered) >= count)
         return self.entered[-1]
 
 

@@ -85,6 +85,7 @@ async def test_context_defaults_to_the_current_one(transport: Transport, server:
     assert result == {"request_id": context.request_id, "user_id": "alice"}
 
 
+@pytest.mark.looptime  # the 0.2 s timeout passes on the loop's virtual clock
 async def test_a_client_given_settings_reads_its_defaults_there(transport: Transport) -> None:
     async def hold(message: IncomingMessage) -> None:
         """Take requests and never answer them."""
@@ -96,6 +97,7 @@ async def test_a_client_given_settings_reads_its_defaults_there(transport: Trans
         await client.prepare(version="1.0").call(RequestContext(), "x")
 
 
+@pytest.mark.looptime  # the 0.2 s timeout passes on the loop's virtual clock
 async def test_timeout_defaults_to_the_transports_setting() -> None:
     async def hold(message: IncomingMessage) -> None:
         """Take requests and never answer them."""

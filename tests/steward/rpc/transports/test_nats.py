@@ -81,6 +81,7 @@ class Notes:
         self.notes: asyncio.Queue[object] = asyncio.Queue()
         self.calls: list[object] = []
         self.release = asyncio.Event()
+        self.holding = asyncio.Event()
 
     async def note(self, context: RequestContext, value: object = None) -> None:
         self.notes.put_nowait(value)
@@ -90,6 +91,7 @@ class Notes:
         return value
 
     async def hold(self, context: RequestContext) -> str:
+        self.holding.set()
         await self.release.wait()
         return "released"
 
@@ -405,7 +407,8 @@ async def test_expired_call_request_is_dropped_unhandled(
     client = RPCClient(transport, Target(topic, "h1"), timeout=GUARD)
     ctx = RequestContext()
     blocked = asyncio.create_task(client.call(ctx, "hold"))
-    await until(lambda: server.in_flight == 1, what="the first call runs")
+    async with asyncio.timeout(GUARD):
+        await notes.holding.wait()  # the first call runs
     with pytest.raises(MessagingTimeout):  # waits behind the first, beyond its timeout
         await client.prepare(timeout=0.3).call(ctx, "echo", value="late")
     notes.release.set()
@@ -631,11 +634,14 @@ async def test_notifications_are_shared_by_listeners_and_copied_to_pools(
         await transport.send_notification(target, "info", b'{"n": 0}')
     shared: list[int] = []
     pooled: list[int] = []
+    kept = asyncio.Condition()
 
     def keeper(into: list[int]) -> Callable[[IncomingMessage], Awaitable[None]]:
         async def keep(message: IncomingMessage) -> None:
             into.append(orjson.loads(message.body)["n"])
             await message.ack()
+            async with kept:
+                kept.notify_all()
 
         return keep
 
@@ -651,7 +657,8 @@ async def test_notifications_are_shared_by_listeners_and_copied_to_pools(
     for n in range(1, 21):
         await transport.send_notification(target, "info", orjson.dumps({"n": n}))
     first = 0 if jetstream else 1
-    await until(lambda: len(shared) == 21 - first and len(pooled) == 20, what="all delivered")
+    async with asyncio.timeout(GUARD), kept:
+        await kept.wait_for(lambda: len(shared) == 21 - first and len(pooled) == 20)
     assert sorted(shared) == list(range(first, 21))  # each once, between the two listeners
     assert sorted(pooled) == list(range(1, 21))  # the pool's own copy, from when it started
     for listener in listeners:

@@ -1,11 +1,9 @@
-"""Tools for testing code built on steward: a fake clock (more to come with the transports).
+"""The fake clock: a :class:`~steward.clock.Clock` whose time moves only when the test says so.
 
-Public and supported, like ``trio.testing``: user code tests its managers with these the way
-steward tests itself.
-
-:class:`FakeClock` is a :class:`~steward.clock.Clock` whose time moves only when the test says
-so. Give it to a manager (``Manager(clock=clock)``) or a scheduler, call :meth:`FakeClock.advance`,
-and assert exact virtual times; nothing sleeps for real.
+Give it to whatever takes a ``clock=`` (a :class:`~steward.Manager`, whose periodic scheduler reads
+it; a :class:`~steward.service.Service`, whose heartbeat and periodic loops sleep on it; a
+:class:`~steward.notify.Notifier`, whose retries it paces), move it with :meth:`FakeClock.advance`
+and assert exact virtual times; nothing sleeps for real. Re-exported by :mod:`steward.testing`.
 """
 
 from __future__ import annotations
@@ -20,8 +18,10 @@ __all__ = ["FakeClock"]
 class FakeClock:
     """A clock that stands still until :meth:`advance` or :meth:`set` moves it.
 
-    :meth:`sleep` parks the caller until the clock has been moved past its deadline; tests use
-    :meth:`wait_for_sleepers` to know a task is parked before they move time.
+    :meth:`sleep` parks the caller until the clock reaches its deadline (now + the seconds asked
+    for), and a move wakes the sleepers due by then in deadline order. Tests await
+    :meth:`wait_for_sleepers` to know a task is parked before they move time. The loop's own
+    time (``asyncio.timeout``, a call's timeout) is not this clock: see ``docs/testing.md``.
     """
 
     def __init__(self, start: float = 0.0) -> None:
@@ -41,7 +41,7 @@ class FakeClock:
         self.set(self._now + seconds)
 
     def set(self, now: float) -> None:
-        """Move time forward to ``now`` and wake the sleepers whose deadline has come."""
+        """Move time to ``now`` (not before the current time) and wake the sleepers now due."""
         if now < self._now:
             raise ValueError(f"time cannot go back from {self._now!r} to {now!r}")
         self._now = float(now)
