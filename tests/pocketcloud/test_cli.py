@@ -13,7 +13,7 @@ import httpx
 import pytest
 from tests.pocketcloud.flows import DEADLINE
 
-from pocketcloud import cli
+from pocketcloud.cli import _up
 from pocketcloud.config import load_cloud_settings
 from pocketcloud.database import MIGRATIONS
 from steward.db import Database
@@ -210,7 +210,7 @@ class _Launcher:
 async def test_up_names_the_services_that_never_answered_and_stops(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(cli, "STARTUP_TIMEOUT", 0.01)
+    monkeypatch.setattr(_up, "STARTUP_TIMEOUT", 0.01)
     pending = {("compute", "compute2"), ("volume", "vm")}
     launcher = _Launcher()
 
@@ -218,7 +218,7 @@ async def test_up_names_the_services_that_never_answered_and_stops(
         await asyncio.Event().wait()
         return "unreachable"
 
-    code = await cli._serve(
+    code = await _up._serve(
         launcher,
         never_ready(),
         "test",
