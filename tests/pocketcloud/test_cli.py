@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 from tests.pocketcloud.flows import DEADLINE
+from tests.steward.test_cli_startup import loaded_after, run_help
 
 from pocketcloud.cli import _up
 from pocketcloud.config import load_cloud_settings
@@ -46,6 +47,14 @@ def _runs(pid: int) -> bool:
 def test_the_command_is_installed_as_a_console_script() -> None:
     scripts = metadata.entry_points(group="console_scripts")
     assert [ep.value for ep in scripts if ep.name == "pocketcloud"] == ["pocketcloud.cli:main"]
+
+
+@pytest.mark.parametrize(
+    "code", ["import pocketcloud.cli", run_help("pocketcloud.cli:main")], ids=["import", "help"]
+)
+def test_the_command_imports_nothing_heavy_until_a_command_runs(code: str) -> None:
+    assert loaded_after(code) == []
+    assert loaded_after(f"{code}\nimport pocketcloud.client") == ["httpx"]
 
 
 async def test_up_demo_boots_three_servers_shows_them_and_exits_cleanly(tmp_path: Path) -> None:
