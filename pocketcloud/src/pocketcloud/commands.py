@@ -22,6 +22,7 @@ import sys
 import time
 import typing
 from collections.abc import Callable, Iterator
+from http import HTTPStatus
 
 import orjson
 import typer
@@ -125,7 +126,7 @@ def _session(url: str, timeout: float, token: str | None) -> Iterator[CloudClien
     except api_client.ApiError as exc:
         _fail(
             f"{exc}; give the token with --token or POCKETCLOUD_TOKEN"
-            if exc.status == 401
+            if exc.status == HTTPStatus.UNAUTHORIZED
             else str(exc)
         )
     except api_client.CloudClientError as exc:
@@ -212,7 +213,7 @@ def _wait_until_gone(client: CloudClient, server_id: str, *, timeout: float) -> 
         try:
             server = client.get_server(server_id)
         except api_client.ApiError as exc:
-            if exc.status == 404:
+            if exc.status == HTTPStatus.NOT_FOUND:
                 return None
             raise
         if server["status"] == "ERROR":
