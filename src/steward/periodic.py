@@ -25,6 +25,10 @@ loop, plain ``def`` ones in an executor thread; the pass's context is the curren
 Tasks are collected through inheritance by :func:`collect_periodic_tasks`: a subclass method of the
 same name replaces the parent's task (oslo keeps both), and overriding it with an undecorated
 method removes it.
+
+One piece past 400 lines: the decorator writes the :class:`PeriodicTaskSpec` that the collection
+reads and the scheduler runs, and the scheduler (the heap, the grid, the singleton gate and the
+threads of plain ``def`` tasks) is one state machine; apart, each would need the others' internals.
 """
 
 from __future__ import annotations
