@@ -26,9 +26,9 @@ Tasks are collected through inheritance by :func:`collect_periodic_tasks`: a sub
 same name replaces the parent's task (oslo keeps both), and overriding it with an undecorated
 method removes it.
 
-One piece past 400 lines: the decorator writes the :class:`PeriodicTaskSpec` that the collection
-reads and the scheduler runs, and the scheduler (the heap, the grid, the singleton gate and the
-threads of plain ``def`` tasks) is one state machine; apart, each would need the others' internals.
+One piece past 400 lines: the decorator's arguments mean what the scheduler does with them
+(spacing, the grid, ``run_immediately``, ``singleton``), so the two are read side by side; and the
+scheduler's heap, grid, singleton gate and threads for plain ``def`` tasks are one piece of state.
 """
 
 from __future__ import annotations
