@@ -11,6 +11,7 @@ pay for pydantic, the settings and the manager; to a type checker they are plain
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import typing
 
 if typing.TYPE_CHECKING:
@@ -86,6 +87,9 @@ if not typing.TYPE_CHECKING:  # a type checker sees the imports above, and no ca
             value: object = metadata.version("steward-rpc")  # the distribution; decisions/0009
         elif name in _HOMES:
             value = getattr(importlib.import_module(_HOMES[name]), name)
+        elif not name.startswith("_") and importlib.util.find_spec(f"steward.{name}") is not None:
+            # ``import steward`` then ``steward.config.X``: the submodule loads as it used to.
+            value = importlib.import_module(f"steward.{name}")
         else:
             raise AttributeError(f"module 'steward' has no attribute {name!r}")
         globals()[name] = value  # once: the next read finds it

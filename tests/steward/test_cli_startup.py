@@ -52,3 +52,7 @@ def test_a_name_of_the_package_loads_its_module_on_first_use() -> None:
 
 def test_every_public_name_has_a_home_module() -> None:
     assert set(steward._HOMES) | {"__version__"} == set(steward.__all__)
+
+
+def test_a_submodule_is_reached_through_the_package_as_before() -> None:
+    assert "steward.db" in loaded_after("import steward\nsteward.db.Database")
