@@ -108,7 +108,7 @@ def format_cell(value: Cell, column: Column) -> str:
         return str(value)
     unit = f" {column.unit}" if column.unit else ""
     if column.kind == "count":
-        text = f"{value:,}" if isinstance(value, int) else f"{value:,.{2 if value < 10 else 1}f}"
+        text = f"{value:,}" if isinstance(value, int) else f"{value:,.{2 if value < 10 else 1}f}"  # noqa: PLR2004 - three significant figures
     elif column.kind == "ratio":
         text = f"{_significant(value)}{TIMES}"
     elif column.kind == "delta":
@@ -120,7 +120,7 @@ def format_cell(value: Cell, column: Column) -> str:
 
 def _significant(number: float) -> str:
     """At least three significant figures, thousands separated, never scientific notation."""
-    if number >= 99.95:
+    if number >= 99.95:  # noqa: PLR2004 - rounds to 100: no decimals left to show
         return f"{number:,.0f}"
     number = float(f"{number:.3g}")  # round first: 9.999 reads 10.0, not 10.00
     if number == 0:

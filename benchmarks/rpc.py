@@ -219,7 +219,7 @@ async def _run_once(
             stderr=server_errors,
         )
         try:
-            assert server.stdout is not None
+            assert server.stdout is not None  # noqa: S101 - stdout=PIPE: narrows the type
             line = b""
             try:
                 async with asyncio.timeout(_START_TIMEOUT):

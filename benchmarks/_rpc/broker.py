@@ -69,7 +69,7 @@ def _delete_orphans() -> None:
     """Delete the vhosts of benchmark processes that are gone."""
     for name in _rabbitmqctl("list_vhosts", "name").split():
         parts = name.removeprefix(_PREFIX).split("-")
-        if not name.startswith(_PREFIX) or len(parts) != 2 or not parts[0].isdigit():
+        if not name.startswith(_PREFIX) or len(parts) != 2 or not parts[0].isdigit():  # noqa: PLR2004
             continue
         try:
             os.kill(int(parts[0]), 0)

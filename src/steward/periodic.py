@@ -25,6 +25,10 @@ loop, plain ``def`` ones in an executor thread; the pass's context is the curren
 Tasks are collected through inheritance by :func:`collect_periodic_tasks`: a subclass method of the
 same name replaces the parent's task (oslo keeps both), and overriding it with an undecorated
 method removes it.
+
+One piece past 400 lines: the decorator's arguments mean what the scheduler does with them
+(spacing, the grid, ``run_immediately``, ``singleton``), so the two are read side by side; and the
+scheduler's heap, grid, singleton gate and threads for plain ``def`` tasks are one piece of state.
 """
 
 from __future__ import annotations

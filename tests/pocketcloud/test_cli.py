@@ -12,8 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 from tests.pocketcloud.flows import DEADLINE
+from tests.steward.test_cli_startup import loaded_after, run_help
 
-from pocketcloud import cli
+from pocketcloud.cli import _up
 from pocketcloud.config import load_cloud_settings
 from pocketcloud.database import MIGRATIONS
 from steward.db import Database
@@ -46,6 +47,14 @@ def _runs(pid: int) -> bool:
 def test_the_command_is_installed_as_a_console_script() -> None:
     scripts = metadata.entry_points(group="console_scripts")
     assert [ep.value for ep in scripts if ep.name == "pocketcloud"] == ["pocketcloud.cli:main"]
+
+
+@pytest.mark.parametrize(
+    "code", ["import pocketcloud.cli", run_help("pocketcloud.cli:main")], ids=["import", "help"]
+)
+def test_the_command_imports_nothing_heavy_until_a_command_runs(code: str) -> None:
+    assert loaded_after(code) == []
+    assert loaded_after(f"{code}\nimport pocketcloud.client") == ["httpx"]
 
 
 async def test_up_demo_boots_three_servers_shows_them_and_exits_cleanly(tmp_path: Path) -> None:
@@ -210,7 +219,7 @@ class _Launcher:
 async def test_up_names_the_services_that_never_answered_and_stops(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(cli, "STARTUP_TIMEOUT", 0.01)
+    monkeypatch.setattr(_up, "STARTUP_TIMEOUT", 0.01)
     pending = {("compute", "compute2"), ("volume", "vm")}
     launcher = _Launcher()
 
@@ -218,7 +227,7 @@ async def test_up_names_the_services_that_never_answered_and_stops(
         await asyncio.Event().wait()
         return "unreachable"
 
-    code = await cli._serve(
+    code = await _up._serve(
         launcher,
         never_ready(),
         "test",

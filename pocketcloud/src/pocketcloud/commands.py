@@ -9,27 +9,46 @@
 server settles (or is gone), with a spinner on stderr when it is a terminal.
 
 This module is imported by ``pocketcloud --help``: httpx and the client load only when a command
-runs. It is one piece past 400 lines because most of it is the commands' signatures, which typer
-reads as their options; the tables and the waiting are theirs alone.
+runs (:mod:`steward._lazy`). How the answers look is :mod:`pocketcloud._tables`. It is one piece
+past 400 lines because most of it is the commands' signatures, which typer reads as their options
+(the same ``--url``, ``--token``, ``--json`` and ``--timeout`` on each); the session and the
+waiting are theirs alone.
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime
 import sys
 import time
 import typing
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
+from http import HTTPStatus
 
 import orjson
 import typer
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
+from pocketcloud._tables import (
+    SERVER_COLOURS,
+    VOLUME_COLOURS,
+    details,
+    networks_table,
+    print_whole,
+    servers_table,
+    services_table,
+    volumes_table,
+)
+from steward._lazy import lazy_import
+from steward.redact import shorten
+
 if typing.TYPE_CHECKING:
+    from rich.table import Table
+
+    from pocketcloud import client as api_client
     from pocketcloud.client import JSON, CloudClient
+else:
+    api_client = lazy_import("pocketcloud.client")
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -51,11 +70,6 @@ POLL_INTERVALS = (0.1, 0.2, 0.5, 1.0)
 """Seconds between two looks while waiting: quick at first, then once a second."""
 
 _SETTLED = frozenset({"ACTIVE", "SHUTOFF", "ERROR"})
-_SERVER_COLOURS = {"ACTIVE": "green", "SHUTOFF": "yellow", "ERROR": "red"}
-_VOLUME_COLOURS = {"available": "green", "in-use": "cyan", "error": "red"}
-_SERVICE_COLOURS = {"up": "green", "down": "red", "enabled": "green", "disabled": "yellow"}
-_UNBOUNDED = 10_000  # columns: a table's natural width, measured without a terminal's limit
-_BUSY = "cyan"  # a status on its way somewhere: BUILDING, REBOOTING, DELETING
 
 server_app = typer.Typer(
     help="Servers: boot, list, show, reboot and delete them.", no_args_is_help=True
@@ -104,20 +118,18 @@ def _fail(message: str) -> typing.NoReturn:
 @contextlib.contextmanager
 def _session(url: str, timeout: float, token: str | None) -> Iterator[CloudClient]:
     """Yield a client of the API at ``url``; any error ends the command as one line on stderr."""
-    from pocketcloud.client import ApiError, CloudClient, CloudClientError  # noqa: PLC0415
-
     try:
-        with CloudClient(url, timeout=timeout, token=token) as client:
+        with api_client.CloudClient(url, timeout=timeout, token=token) as client:
             yield client
     except (typer.Exit, typer.Abort, KeyboardInterrupt):
         raise
-    except ApiError as exc:
+    except api_client.ApiError as exc:
         _fail(
             f"{exc}; give the token with --token or POCKETCLOUD_TOKEN"
-            if exc.status == 401
+            if exc.status == HTTPStatus.UNAUTHORIZED
             else str(exc)
         )
-    except CloudClientError as exc:
+    except api_client.CloudClientError as exc:
         _fail(str(exc))
     except Exception as exc:  # noqa: BLE001 - a user sees one line, never a traceback
         _fail(f"talking to the API at {url}: {type(exc).__name__}: {str(exc) or 'no detail'}")
@@ -132,138 +144,13 @@ def _show(data: JSON | list[JSON], *, as_json: bool, render: Callable[[], Table]
     if as_json:
         _print_json(data)
     else:
-        _print_whole(render())
-
-
-def _print_whole(table: Table) -> None:
-    """Print on stdout at the table's full width, wider than the terminal if need be.
-
-    Squeezed, a table would fold ids in two and cut addresses; a terminal wraps a long line
-    without breaking what a user copies, and a pipe gets each row on one line, for ``grep``.
-    """
-    console = Console()
-    needed = console.measure(table, options=console.options.update(max_width=_UNBOUNDED)).maximum
-    if needed > console.width:
-        console = Console(width=needed)
-    console.print(table)
+        print_whole(render())
 
 
 def _say(message: str, *, as_json: bool) -> None:
     """Tell a person what happened (stdout); ``--json`` prints nothing, as the API sent none."""
     if not as_json:
         Console().print(message, highlight=False, markup=False, soft_wrap=True)
-
-
-# --- rendering ----------------------------------------------------------------------------------
-
-
-def _status(value: str, colours: dict[str, str]) -> Text:
-    return Text(value, style=colours.get(value, _BUSY))
-
-
-def _text(value: object) -> str:
-    if value is None or value == "":
-        return "-"
-    return str(value)
-
-
-def _when(value: object) -> str:
-    """Show an API timestamp (UTC, naive or not) to the second: ``2026-05-09 07:35:25 UTC``."""
-    if value is None:
-        return "-"
-    try:
-        when = datetime.datetime.fromisoformat(str(value))
-    except ValueError:
-        return str(value)
-    if when.tzinfo is not None:
-        when = when.astimezone(datetime.UTC)
-    return f"{when:%Y-%m-%d %H:%M:%S} UTC"
-
-
-def _table(*columns: str) -> Table:
-    table = Table()
-    for column in columns:
-        table.add_column(column, no_wrap=True)
-    return table
-
-
-def _details(record: JSON, colours: dict[str, str]) -> Table:
-    """One resource as a two-column table of its fields, in the API's order."""
-    table = Table.grid(padding=(0, 2))
-    table.add_column("field", style="bold", no_wrap=True)
-    table.add_column("value", no_wrap=True)
-    for field, value in record.items():
-        shown: str | Text
-        if field in {"status", "state"} and isinstance(value, str):
-            shown = _status(value, colours)
-        elif isinstance(value, dict):  # a server's fault: {"message", "created_at"}
-            shown = Text(_text(value.get("message")), style="red")
-        elif field.endswith("_at"):
-            shown = _when(value)
-        else:
-            shown = _text(value)
-        table.add_row(field, shown)
-    return table
-
-
-def _servers_table(servers: Iterable[JSON]) -> Table:
-    table = _table("id", "name", "status", "host", "address", "RAM", "disk")
-    for server in servers:
-        table.add_row(
-            server["id"],
-            server["name"],
-            _status(server["status"], _SERVER_COLOURS),
-            _text(server["host"]),
-            _text(server["address"]),
-            f"{server['ram_mb']} MiB",
-            f"{server['disk_gb']} GiB",
-        )
-    return table
-
-
-def _volumes_table(volumes: Iterable[JSON]) -> Table:
-    table = _table("id", "name", "size", "status", "host", "server")
-    for volume in volumes:
-        table.add_row(
-            volume["id"],
-            volume["name"],
-            f"{volume['size_gb']} GiB",
-            _status(volume["status"], _VOLUME_COLOURS),
-            _text(volume["host"]),
-            _text(volume["server_id"]),
-        )
-    return table
-
-
-def _networks_table(networks: Iterable[JSON]) -> Table:
-    table = _table("id", "name", "cidr", "gateway", "bridge", "vlan", "manager")
-    for network in networks:
-        table.add_row(
-            network["id"],
-            network["name"],
-            network["cidr"],
-            network["gateway"],
-            network["bridge"],
-            _text(network["vlan"]),
-            network["manager"],
-        )
-    return table
-
-
-def _services_table(services: Iterable[JSON]) -> Table:
-    table = _table("host", "service", "state", "status", "last seen up")
-    for service in services:
-        status = _status(service["status"], _SERVICE_COLOURS)
-        if service.get("disabled_reason"):
-            status.append(f" ({service['disabled_reason']})")
-        table.add_row(
-            service["host"],
-            service["binary"],
-            _status(service["state"], _SERVICE_COLOURS),
-            status,
-            _when(service["last_seen_up"]),
-        )
-    return table
 
 
 def _show_list(
@@ -321,13 +208,12 @@ def _wait_until_settled(client: CloudClient, server: JSON, *, timeout: float) ->
 
 def _wait_until_gone(client: CloudClient, server_id: str, *, timeout: float) -> None:
     """Poll the server until the API says it does not exist; fails if it goes ERROR."""
-    from pocketcloud.client import ApiError  # noqa: PLC0415 - fast --help
 
     def look() -> str | None:
         try:
             server = client.get_server(server_id)
-        except ApiError as exc:
-            if exc.status == 404:
+        except api_client.ApiError as exc:
+            if exc.status == HTTPStatus.NOT_FOUND:
                 return None
             raise
         if server["status"] == "ERROR":
@@ -356,7 +242,7 @@ def server_list(
     """List servers, oldest first."""
     with _session(url, timeout, token) as client:
         servers = client.list_servers()
-        _show_list(servers, as_json=as_json, render=_servers_table, empty="No servers.")
+        _show_list(servers, as_json=as_json, render=servers_table, empty="No servers.")
 
 
 @server_app.command("show")
@@ -371,7 +257,7 @@ def server_show(
     """Show a server."""
     with _session(url, timeout, token) as client:
         server = client.get_server(server_id)
-        _show(server, as_json=as_json, render=lambda: _details(server, _SERVER_COLOURS))
+        _show(server, as_json=as_json, render=lambda: details(server, SERVER_COLOURS))
 
 
 @server_app.command("create")
@@ -406,15 +292,13 @@ def server_create(
         )
         if wait:
             server = _wait_until_settled(client, server, timeout=wait_timeout)
-        _show(server, as_json=as_json, render=lambda: _details(server, _SERVER_COLOURS))
+        _show(server, as_json=as_json, render=lambda: details(server, SERVER_COLOURS))
         if server["status"] == "ERROR":
             _fail(f"server {server['id']} is ERROR: {_fault_of(server)}")
 
 
 def _network_id(client: CloudClient, id_or_name: str) -> str:
     """Return the id of the network with this id, else of the one network with this name."""
-    from steward.redact import shorten  # noqa: PLC0415 - fast --help
-
     networks = client.list_networks()
     if any(network["id"] == id_or_name for network in networks):
         return id_or_name
@@ -459,7 +343,7 @@ def server_reboot(
     """Reboot an ACTIVE or SHUTOFF server: REBOOTING until its host restarted it."""
     with _session(url, timeout, token) as client:
         server = client.reboot_server(server_id)
-        _show(server, as_json=as_json, render=lambda: _details(server, _SERVER_COLOURS))
+        _show(server, as_json=as_json, render=lambda: details(server, SERVER_COLOURS))
 
 
 # --- volumes ------------------------------------------------------------------------------------
@@ -478,7 +362,7 @@ def volume_list(
     """List volumes."""
     with _session(url, timeout, token) as client:
         volumes = client.list_volumes()
-        _show_list(volumes, as_json=as_json, render=_volumes_table, empty="No volumes.")
+        _show_list(volumes, as_json=as_json, render=volumes_table, empty="No volumes.")
 
 
 @volume_app.command("show")
@@ -493,7 +377,7 @@ def volume_show(
     """Show a volume."""
     with _session(url, timeout, token) as client:
         volume = client.get_volume(volume_id)
-        _show(volume, as_json=as_json, render=lambda: _details(volume, _VOLUME_COLOURS))
+        _show(volume, as_json=as_json, render=lambda: details(volume, VOLUME_COLOURS))
 
 
 @volume_app.command("create")
@@ -509,7 +393,7 @@ def volume_create(
     """Create a volume."""
     with _session(url, timeout, token) as client:
         volume = client.create_volume(name, size_gb=size_gb)
-        _show(volume, as_json=as_json, render=lambda: _details(volume, _VOLUME_COLOURS))
+        _show(volume, as_json=as_json, render=lambda: details(volume, VOLUME_COLOURS))
 
 
 @volume_app.command("delete")
@@ -540,7 +424,7 @@ def volume_attach(
     """Attach a volume to an ACTIVE or SHUTOFF server."""
     with _session(url, timeout, token) as client:
         volume = client.attach_volume(volume_id, server_id)
-        _show(volume, as_json=as_json, render=lambda: _details(volume, _VOLUME_COLOURS))
+        _show(volume, as_json=as_json, render=lambda: details(volume, VOLUME_COLOURS))
 
 
 @volume_app.command("detach")
@@ -555,7 +439,7 @@ def volume_detach(
     """Detach a volume from its server."""
     with _session(url, timeout, token) as client:
         volume = client.detach_volume(volume_id)
-        _show(volume, as_json=as_json, render=lambda: _details(volume, _VOLUME_COLOURS))
+        _show(volume, as_json=as_json, render=lambda: details(volume, VOLUME_COLOURS))
 
 
 # --- networks and hosts -------------------------------------------------------------------------
@@ -572,7 +456,7 @@ def network_list(
     """List networks."""
     with _session(url, timeout, token) as client:
         networks = client.list_networks()
-        _show_list(networks, as_json=as_json, render=_networks_table, empty="No networks.")
+        _show_list(networks, as_json=as_json, render=networks_table, empty="No networks.")
 
 
 @network_app.command("show")
@@ -587,7 +471,7 @@ def network_show(
     """Show a network."""
     with _session(url, timeout, token) as client:
         network = client.get_network(network_id)
-        _show(network, as_json=as_json, render=lambda: _details(network, {}))
+        _show(network, as_json=as_json, render=lambda: details(network, {}))
 
 
 @network_app.command("create")
@@ -609,7 +493,7 @@ def network_create(
     """Create a network."""
     with _session(url, timeout, token) as client:
         network = client.create_network(name, cidr, vlan=vlan)
-        _show(network, as_json=as_json, render=lambda: _details(network, {}))
+        _show(network, as_json=as_json, render=lambda: details(network, {}))
 
 
 @host_app.command("list")
@@ -623,4 +507,4 @@ def host_list(
     """List the services on each host, up or down (a service is down when it stops reporting)."""
     with _session(url, timeout, token) as client:
         services = client.list_services()
-        _show_list(services, as_json=as_json, render=_services_table, empty="No services.")
+        _show_list(services, as_json=as_json, render=services_table, empty="No services.")

@@ -69,7 +69,7 @@ async def _request(
         return read_json(response)
     except CloudClientError as exc:
         hint = "; give `pocketcloud up` the token with --token or POCKETCLOUD_TOKEN"
-        unauthorized = isinstance(exc, ApiError) and exc.status == 401
+        unauthorized = isinstance(exc, ApiError) and exc.status == 401  # noqa: PLR2004 - HTTP
         raise DemoError(
             f"{method} {client.base_url}{path}: {exc}{hint if unauthorized else ''}"
         ) from exc

@@ -64,7 +64,7 @@ class PocketcloudError(Exception):
     @property
     def rpc_expected(self) -> bool:
         """True for a client error (4xx): steward's RPC server logs it in one line, no traceback."""
-        return self.http_status < 500
+        return self.http_status < 500  # noqa: PLR2004 - 5xx: the server's fault
 
 
 class NotFound(PocketcloudError, LookupError):

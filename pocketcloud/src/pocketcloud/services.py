@@ -326,7 +326,7 @@ def network() -> None:
 
 def main() -> None:
     """``python -m pocketcloud.services <service> [options]``."""
-    if len(sys.argv) < 2 or sys.argv[1] not in TOPICS:
+    if len(sys.argv) < 2 or sys.argv[1] not in TOPICS:  # noqa: PLR2004 - program, service
         typer.echo(f"usage: python -m pocketcloud.services {{{','.join(TOPICS)}}} [options]")
         raise SystemExit(2)
     topic = sys.argv.pop(1)

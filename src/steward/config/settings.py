@@ -182,7 +182,7 @@ class Settings(BaseSettings):
             raise ValueError("expected a port 'N', '0' for any free port, or a range 'A:B'")
         start = int(match.group(1))
         end = int(match.group(2)) if match.group(2) is not None else start
-        if not 0 <= start <= end <= 65535:
+        if not 0 <= start <= end <= 65535:  # noqa: PLR2004 - the TCP port range
             raise ValueError("ports must be 0-65535 and a range 'A:B' needs A <= B")
         return value.strip()
 

@@ -245,7 +245,7 @@ def _is_plain(annotation: object) -> bool:
     if origin is typing.Annotated:
         return _is_plain(args[0])
     if origin is dict:
-        return len(args) == 2 and args[0] is str and _is_plain(args[1])
+        return len(args) == 2 and args[0] is str and _is_plain(args[1])  # noqa: PLR2004 - K, V
     if origin in (list, typing.Union, types.UnionType):
         return bool(args) and all(_is_plain(arg) for arg in args)
     return False

@@ -26,6 +26,10 @@ an integer beyond 64 bits as a float — the floats among the user's values (a r
 a reply's ``result``, a notification's ``payload``) are looked for; containers of strings, ints
 and nulls are passed over in C, so a 1 MiB string costs nothing. The request context's own
 fields are not looked at (see docs/rpc.md).
+
+One piece past 400 lines: the envelope, requests, replies and failures are one format, read and
+written by the same exact-JSON functions, and a change to one (a key, a version) is a change to
+the others a reader must see together.
 """
 
 from __future__ import annotations

@@ -12,6 +12,10 @@ The manager owns ``instances`` (what runs here), ``instance_volumes`` (what is a
 ``update_available_resource`` reports what the host offers and uses, and ``sync_power_states``
 notices an instance that stopped behind pocketcloud's back and reports it SHUTOFF. Operations on
 one instance run one at a time (nova's per-instance lock).
+
+One piece past 400 lines, as nova's ``compute/manager.py`` is: every RPC method of the compute
+service is here, because the manager is the only code that changes the host's instances; what
+can live apart already does (volumes, the resource tracker, the drivers).
 """
 
 from __future__ import annotations

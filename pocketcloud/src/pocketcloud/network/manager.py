@@ -334,7 +334,7 @@ class VlanManager(NetworkManager):
             vlan = self.cloud_settings.vlan_start
             while vlan in users or f"br{vlan}" in bridges:
                 vlan += 1
-            if vlan > 4094:
+            if vlan > 4094:  # noqa: PLR2004 - the highest VLAN id (IEEE 802.1Q)
                 raise NetworkConflict("every VLAN id from vlan_start to 4094 is taken")
         elif vlan in users:
             raise NetworkConflict(

@@ -102,7 +102,7 @@ def _check_name(name: str, what: str) -> str:
 
 
 def _check_vlan(vlan: int) -> int:
-    if not 1 <= vlan <= 4094:
+    if not 1 <= vlan <= 4094:  # noqa: PLR2004 - the highest VLAN id (IEEE 802.1Q)
         raise ValueError(f"a VLAN id must be an integer from 1 to 4094, got {vlan!r}")
     return vlan
 

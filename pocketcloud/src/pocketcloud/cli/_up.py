@@ -1,102 +1,69 @@
-"""The ``pocketcloud`` command.
+"""``pocketcloud up``: run every service, say when the cloud is up, and run the demo if asked.
 
-* ``pocketcloud up [--demo] [--demo-exit]`` — every service in this process on ``memory://`` and
-  an SQLite database in ``--data-dir``, serving the REST API on 127.0.0.1 until SIGINT or SIGTERM
-  (a graceful stop, exit code 0). It says it is up once every service it started answers a ping on
-  its own queue (:mod:`pocketcloud.readiness`). ``--demo`` then makes a network, a volume and
-  three servers through the API (or finds them by name) and shows them in a table (sending
-  ``--token`` when the API has tokens); ``--demo-exit`` stops once the demo is done (for scripts
-  and CI). With ``--transport-url amqp://...`` (and ``--database-url postgresql+asyncpg://...``)
-  each service runs in a process of its own instead, supervised by this one (a dead one is
-  restarted), as the ``pocketcloud-<service>`` commands would run them.
-* ``pocketcloud db upgrade`` / ``pocketcloud db current`` — pocketcloud's schema (and steward's,
-  which it sits beside), in the data directory's database or ``--database-url``.
-* ``pocketcloud server|volume|network|host ...`` — a user's commands, over the REST API.
+On ``memory://`` every service runs in this process (:class:`~pocketcloud.allinone.AllInOne`);
+on a broker each runs in a process of its own (``python -m pocketcloud.services``), supervised
+by this one. Either way ``up`` announces the REST API once every service it started answers a
+ping on its own queue (:mod:`pocketcloud.readiness`), names those that never do, and stops on
+SIGINT or SIGTERM with exit code 0.
 
-Options not on the command line come from ``POCKETCLOUD_<NAME>`` (pocketcloud's settings) and
-``STEWARD_<NAME>`` (steward's) environment variables. Logs go to ``<data dir>/pocketcloud.log``,
-warnings also to stderr.
+One piece past 400 lines: the command's options, its two ways to run the services, and the
+supervision they share (:func:`_serve` runs the launcher, the announcement and the demo in one
+task group, so one outcome decides the exit code); no part is used without the others.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 import sys
 import typing
-from collections.abc import Iterator
-from pathlib import Path
 
 import typer
 from rich.console import Console
 
-from pocketcloud.commands import host_app, network_app, server_app, volume_app
-from pocketcloud.services import DatabaseOption, TransportOption
-from steward.redact import mask_text
+from pocketcloud import TOPICS
+from pocketcloud.cli._errors import errors_are_one_line, print_error, stderr
+from pocketcloud.cli._options import DataDir, cloud_overrides
+from pocketcloud.services import (
+    DatabaseOption,
+    TransportOption,
+    configure_logging,
+    resolve_settings,
+)
+from steward._lazy import lazy_import
 
 if typing.TYPE_CHECKING:
+    import httpx
+
     import steward
+    from pocketcloud import allinone, config, database, readiness
+    from pocketcloud import demo as cloud_demo
+    from pocketcloud.api import tokens
     from pocketcloud.config import CloudSettings
+    from steward import config as steward_config
+    from steward import db, rpc
+    from steward import launcher as steward_launcher
+else:
+    httpx = lazy_import("httpx")
+    allinone = lazy_import("pocketcloud.allinone")
+    config = lazy_import("pocketcloud.config")
+    database = lazy_import("pocketcloud.database")
+    cloud_demo = lazy_import("pocketcloud.demo")
+    readiness = lazy_import("pocketcloud.readiness")
+    tokens = lazy_import("pocketcloud.api.tokens")
+    db = lazy_import("steward.db")
+    steward_launcher = lazy_import("steward.launcher")
+    rpc = lazy_import("steward.rpc")
+    steward_config = lazy_import("steward.config")
 
-__all__ = ["app", "main"]
+__all__ = ["DEMO_TIMEOUT", "STARTUP_TIMEOUT", "up"]
 
-app = typer.Typer(
-    name="pocketcloud",
-    help="A small cloud on steward: run it, and see it work.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-db_app = typer.Typer(help="pocketcloud's database schema.", no_args_is_help=True)
-app.add_typer(db_app, name="db")
-app.add_typer(server_app, name="server")
-app.add_typer(volume_app, name="volume")
-app.add_typer(network_app, name="network")
-app.add_typer(host_app, name="host")
-
-_stderr = Console(stderr=True)
-
-DataDir = typing.Annotated[
-    Path | None,
-    typer.Option("--data-dir", help="Database, consoles and volumes [./pocketcloud-data]."),
-]
 DEMO_TIMEOUT = 120.0
 """Seconds the demo may take before it is given up."""
 STARTUP_TIMEOUT = 120.0
 """Seconds the services may take to serve the REST API before ``up`` gives up."""
 
 
-@contextlib.contextmanager
-def _errors_are_one_line(debug: bool) -> Iterator[None]:
-    """Turn an error into one line on stderr and exit code 1 (2 for bad settings)."""
-    from steward import ConfigError  # noqa: PLC0415 - keeps --help fast
-
-    try:
-        yield
-    except (typer.Exit, KeyboardInterrupt):
-        raise
-    except Exception as exc:
-        if debug:
-            raise
-        code = 2 if isinstance(exc, ConfigError) else 1
-        _print_error("error:", f"{type(exc).__name__}: {str(exc) or 'no detail'}")
-        raise typer.Exit(code=code) from exc
-
-
-def _print_error(label: str, message: str) -> None:
-    """Print ``label message`` on stderr in one line: as it is (never as markup), URLs masked."""
-    from rich.text import Text  # noqa: PLC0415 - keeps --help fast
-
-    shown = mask_text(message)
-    _stderr.print(Text.assemble((label, "red"), " ", shown), highlight=False, soft_wrap=True)
-
-
-def _cloud_overrides(**values: object) -> dict[str, object]:
-    return {name: value for name, value in values.items() if value is not None}
-
-
-@app.command("up")
 def up(  # noqa: PLR0917 - typer takes a command's options as its parameters
     demo: typing.Annotated[
         bool, typer.Option("--demo", help="Make a network, a volume and three servers.")
@@ -139,23 +106,18 @@ def up(  # noqa: PLR0917 - typer takes a command's options as its parameters
     (``--transport-url amqp://...``) each service runs in a process of its own, supervised by
     this one, sharing the broker and the database (``--database-url``).
     """
-    with _errors_are_one_line(debug):
-        from pocketcloud.config import load_cloud_settings  # noqa: PLC0415 - keeps --help fast
-        from pocketcloud.services import configure_logging, resolve_settings  # noqa: PLC0415
-
-        overrides = _cloud_overrides(
+    with errors_are_one_line(debug):
+        overrides = cloud_overrides(
             data_dir=data_dir.resolve() if data_dir is not None else None,
             api_port=api_port,
             network_manager=network_manager,
             compute_driver=compute_driver,
             volume_driver=volume_driver,
         )
-        cloud_settings = load_cloud_settings(overrides)
+        cloud_settings = config.load_cloud_settings(overrides)
         if cloud_settings.api_token_file is not None:
             # A bad token file is one line here, not the api service failing its start.
-            from pocketcloud.api.tokens import load_tokens  # noqa: PLC0415
-
-            load_tokens(cloud_settings.api_token_file)
+            tokens.load_tokens(cloud_settings.api_token_file)
         settings = resolve_settings(
             cloud_settings, transport_url=transport_url, database_url=database_url
         )
@@ -195,27 +157,21 @@ async def _up(
     token: str | None,
 ) -> int:
     """Every service in this process, on an in-process transport."""
-    from pocketcloud.allinone import AllInOne  # noqa: PLC0415 - run only
-    from steward.config import set_settings  # noqa: PLC0415
-    from steward.launcher import ServiceLauncher  # noqa: PLC0415
-
     if cloud_settings.api_port:
         # A port in use is one line here, before anything starts, rather than the api service
         # failing its start with a traceback (port 0 is any free one: nothing to check).
         _api_port(cloud_settings.api_host, cloud_settings.api_port)
-    from pocketcloud.readiness import wait_until_consuming  # noqa: PLC0415
-
-    set_settings(settings)
-    cloud = AllInOne(cloud_settings, settings=settings, compute_hosts=compute_hosts)
+    steward_config.set_settings(settings)
+    cloud = allinone.AllInOne(cloud_settings, settings=settings, compute_hosts=compute_hosts)
     await cloud.prepare()
-    launcher = ServiceLauncher(cloud.services, settings=settings)
+    launcher = steward_launcher.ServiceLauncher(cloud.services, settings=settings)
     pending: set[tuple[str, str]] = set()
 
     async def ready() -> str:
         while cloud.api.rest is None or cloud.api.rest.port is None:  # noqa: ASYNC110 - no event
             await asyncio.sleep(0.05)
         services = [(service.topic, service.host) for service in cloud.services]
-        await wait_until_consuming(cloud.transport, services, pending=pending)
+        await readiness.wait_until_consuming(cloud.transport, services, pending=pending)
         return cloud.api_url
 
     try:
@@ -245,17 +201,9 @@ async def _up_processes(
     debug: bool,
 ) -> int:
     """One process per service (``python -m pocketcloud.services``), supervised by this one."""
-    from pocketcloud.config import ENV_PREFIX  # noqa: PLC0415 - run only
-    from pocketcloud.database import ensure_schemas  # noqa: PLC0415
-    from pocketcloud.readiness import wait_until_consuming  # noqa: PLC0415
-    from pocketcloud.rpc import TOPICS  # noqa: PLC0415
-    from steward.db import Database  # noqa: PLC0415
-    from steward.launcher import ProcessLauncher  # noqa: PLC0415
-    from steward.rpc import get_transport  # noqa: PLC0415
-
     port = _api_port(cloud_settings.api_host, cloud_settings.api_port)
     if settings.database_url.startswith("sqlite"):
-        _stderr.print(
+        stderr.print(
             "[yellow]note:[/yellow] every service process shares one SQLite file; for more than "
             "a try-out, give a PostgreSQL --database-url",
             highlight=False,
@@ -263,21 +211,21 @@ async def _up_processes(
         )
     cloud_settings.data_dir.mkdir(parents=True, exist_ok=True)
     # The schema first, once: the services only check it.
-    async with Database(settings.database_url) as db:
-        await ensure_schemas(db, upgrade=True)
+    async with db.Database(settings.database_url) as schema:
+        await database.ensure_schemas(schema, upgrade=True)
     # Secrets travel in the environment, never on a command line that `ps` shows.
     environment = {
         "STEWARD_TRANSPORT_URL": settings.transport_url,
         "STEWARD_DATABASE_URL": settings.database_url,
-        **{f"{ENV_PREFIX}{name.upper()}": str(value) for name, value in overrides.items()},
-        f"{ENV_PREFIX}DATA_DIR": str(cloud_settings.data_dir.resolve()),
-        f"{ENV_PREFIX}API_PORT": str(port),
+        **{f"{config.ENV_PREFIX}{name.upper()}": str(value) for name, value in overrides.items()},
+        f"{config.ENV_PREFIX}DATA_DIR": str(cloud_settings.data_dir.resolve()),
+        f"{config.ENV_PREFIX}API_PORT": str(port),
     }
     program = [sys.executable, "-m", "pocketcloud.services"]
     extra = ["--debug"] if debug else []
     commands = [[*program, topic, *extra] for topic in TOPICS if topic != "compute"]
     commands += [[*program, "compute", "--host", host, *extra] for host in compute_hosts]
-    launcher = ProcessLauncher.for_commands(
+    launcher = steward_launcher.ProcessLauncher.for_commands(
         commands,
         graceful_shutdown_timeout=settings.graceful_shutdown_timeout,
         environment=environment,
@@ -289,9 +237,9 @@ async def _up_processes(
 
     async def ready() -> str:
         await _api_answers(url)
-        transport = get_transport(settings=settings)
+        transport = rpc.get_transport(settings=settings)
         try:
-            await wait_until_consuming(transport, services, pending=pending)
+            await readiness.wait_until_consuming(transport, services, pending=pending)
         finally:
             await transport.close()
         return url
@@ -388,7 +336,7 @@ async def _announce(
         if not running.done():
             silent = ", ".join(f"{topic} on {host}" for topic, host in sorted(pending))
             what = f"the services {silent} did not" if silent else "the REST API did not"
-            _stderr.print(
+            stderr.print(
                 f"[red]error:[/red] {what} answer within {STARTUP_TIMEOUT:g} s; stopping. "
                 f"The services' logs are in {cloud_settings.data_dir}.",
                 highlight=False,
@@ -411,8 +359,6 @@ async def _api_answers(url: str) -> str:
 
     It asks for the API's description, which needs no token.
     """
-    import httpx  # noqa: PLC0415 - run only
-
     async with httpx.AsyncClient(base_url=url, timeout=2.0) as client:
         while True:
             try:
@@ -451,72 +397,21 @@ async def _demo(
     launcher: _Launcher,
     token: str | None,
 ) -> int:
-    from pocketcloud.demo import DemoError, run_demo  # noqa: PLC0415
-
     url = await announced
     if url is None:
         return 1
     code = 0
     try:
         async with asyncio.timeout(DEMO_TIMEOUT):
-            await run_demo(url, console=console, token=token)
+            await cloud_demo.run_demo(url, console=console, token=token)
     except TimeoutError:
-        _stderr.print(f"[red]demo failed:[/red] it did not finish within {DEMO_TIMEOUT:g} s")
+        stderr.print(f"[red]demo failed:[/red] it did not finish within {DEMO_TIMEOUT:g} s")
         code = 1
-    except (DemoError, OSError) as exc:
-        _print_error("demo failed:", str(exc))
+    except (cloud_demo.DemoError, OSError) as exc:
+        print_error("demo failed:", str(exc))
         code = 1
     if exit_after or code != 0:
         launcher.request_stop()
     else:
         console.print("Serving the API until Ctrl-C.")
     return code
-
-
-def _database_url(data_dir: Path | None, database_url: str | None) -> str:
-    from pocketcloud.config import load_cloud_settings  # noqa: PLC0415 - database commands only
-    from pocketcloud.services import resolve_settings  # noqa: PLC0415
-
-    cloud_settings = load_cloud_settings(_cloud_overrides(data_dir=data_dir))
-    cloud_settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return resolve_settings(cloud_settings, database_url=database_url).database_url
-
-
-@db_app.command("upgrade")
-def db_upgrade(data_dir: DataDir = None, database_url: DatabaseOption = None) -> None:
-    """Bring steward's and pocketcloud's schemas up to date."""
-    with _errors_are_one_line(debug=False):
-        from pocketcloud.database import MIGRATIONS, ensure_schemas  # noqa: PLC0415
-        from steward.db import Database  # noqa: PLC0415 - database commands only
-
-        url = _database_url(data_dir, database_url)
-
-        async def upgrade() -> str | None:
-            async with Database(url) as db:
-                await ensure_schemas(db, upgrade=True)
-                return await db.current_revision(migrations=MIGRATIONS)
-
-        typer.echo(f"pocketcloud schema: {asyncio.run(upgrade())}")
-
-
-@db_app.command("current")
-def db_current(data_dir: DataDir = None, database_url: DatabaseOption = None) -> None:
-    """Print pocketcloud's schema revision and whether it is the newest."""
-    with _errors_are_one_line(debug=False):
-        from pocketcloud.database import MIGRATIONS  # noqa: PLC0415
-        from steward.db import Database  # noqa: PLC0415 - database commands only
-
-        url = _database_url(data_dir, database_url)
-
-        async def current() -> str | None:
-            async with Database(url) as db:
-                return await db.current_revision(migrations=MIGRATIONS)
-
-        revision, head = asyncio.run(current()), Database.head_revision(MIGRATIONS)
-        state = "up to date" if revision == head else f"behind {head}: run `pocketcloud db upgrade`"
-        typer.echo(f"pocketcloud schema: {revision or 'empty'} ({state})")
-
-
-def main() -> None:
-    """Run the ``pocketcloud`` command."""
-    app()
