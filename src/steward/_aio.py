@@ -17,12 +17,14 @@ import contextvars
 import functools
 import inspect
 import logging
+import types
 import typing
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Executor
 
 __all__ = [
     "TASK_STATUS_IGNORED",
+    "AsyncClosing",
     "TaskGroup",
     "TaskStatus",
     "call_sync_or_async",
@@ -221,3 +223,27 @@ async def start(
     if exc is not None:
         raise exc
     raise RuntimeError(f"{serve.__qualname__} returned without reporting it was ready")
+
+
+class AsyncClosing:
+    """``async with obj:`` closes ``obj`` with its :meth:`aclose` on the way out.
+
+    The one definition of the context-manager half of steward's long-lived objects (transports,
+    listeners, notifiers). Objects that also *start* on the way in (a server, a service) write
+    their own ``__aenter__``.
+    """
+
+    async def aclose(self) -> None:
+        """Release what the object holds (each subclass's own)."""
+        raise NotImplementedError
+
+    async def __aenter__(self) -> typing.Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: types.TracebackType | None,
+    ) -> None:
+        await self.aclose()

@@ -21,12 +21,11 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import logging
-import types
 import typing
 import uuid
 from collections.abc import Callable, Sequence
 
-from steward._aio import TaskGroup
+from steward._aio import AsyncClosing, TaskGroup
 from steward.clock import Clock, SystemClock
 from steward.config import load_settings
 from steward.context import RequestContext
@@ -70,7 +69,7 @@ class _Shared:
             self.on_crash(exc)
 
 
-class Notifier:
+class Notifier(AsyncClosing):
     """Emits notifications as ``publisher_id`` through the driver named ``driver``.
 
     ``driver`` is an entry-point name of the ``steward.drivers.notification`` group (built in:
@@ -241,17 +240,6 @@ class Notifier:
 
     close = aclose
     """The name the notifier's close had before it became an async context manager."""
-
-    async def __aenter__(self) -> typing.Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: types.TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def __repr__(self) -> str:
         return f"Notifier({self.publisher_id!r}, driver={self.driver!r})"

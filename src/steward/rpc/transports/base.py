@@ -35,7 +35,7 @@ import types
 import typing
 from collections.abc import Awaitable, Callable
 
-from steward._aio import CrashHandler, TaskGroup
+from steward._aio import AsyncClosing, CrashHandler, TaskGroup
 from steward.errors import MessageTooLarge, TransportClosed
 from steward.redact import mask_url
 from steward.rpc.replies import ReplyRouter
@@ -296,7 +296,7 @@ class BaseIncoming:
         raise NotImplementedError
 
 
-class BaseListener:
+class BaseListener(AsyncClosing):
     """The async-context-manager half of a :class:`Listener`; subclasses write :meth:`aclose`.
 
     ``tasks`` is the listener's task group: its consumers run there, and a crash is handed to
@@ -314,19 +314,8 @@ class BaseListener:
         """Stop consuming (:meth:`aclose` by its older name)."""
         await self.aclose()
 
-    async def __aenter__(self) -> Self:
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: types.TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-
-class BaseTransport:
+class BaseTransport(AsyncClosing):
     """What every transport shares: the reply router, the task group, closing as a context.
 
     Subclasses call ``super().__init__(url)``, implement the sending and listening methods of
@@ -408,15 +397,4 @@ class BaseTransport:
 
     async def close(self) -> None:
         """Close (:meth:`aclose` by its older name)."""
-        await self.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: types.TracebackType | None,
-    ) -> None:
         await self.aclose()
