@@ -351,13 +351,21 @@ async def test_a_reboot_nothing_can_take_is_a_503_and_the_server_keeps_its_statu
 
 
 async def test_a_delete_nothing_can_take_is_done_here(
-    cloud: AllInOne, client: httpx.AsyncClient
+    cloud: AllInOne, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     server_id = await _on_a_host_without_a_queue(cloud, client)
-    assert (await client.delete(f"/v1/servers/{server_id}")).status_code == 204
-    assert (await client.get(f"/v1/servers/{server_id}")).status_code == 404
     # The claim is given back by a cast to the scheduler (release_allocation): it is gone once
     # the scheduler has handled it, not necessarily when the DELETE returns.
+    released = asyncio.Event()
+    release = cloud.scheduler.release_allocation
+
+    async def release_allocation(context: steward.RequestContext, server_id: str) -> None:
+        await release(context, server_id)
+        released.set()
+
+    monkeypatch.setattr(cloud.scheduler, "release_allocation", release_allocation)
+    assert (await client.delete(f"/v1/servers/{server_id}")).status_code == 204
+    assert (await client.get(f"/v1/servers/{server_id}")).status_code == 404
     async with asyncio.timeout(DEADLINE):
-        while server_id in await _allocations(cloud):
-            await asyncio.sleep(0.005)
+        await released.wait()
+    assert server_id not in await _allocations(cloud)
