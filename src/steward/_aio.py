@@ -208,12 +208,20 @@ async def start(
     """Run ``serve(*args, task_status=...)`` in ``group`` and return once it reports it is ready.
 
     trio's ``nursery.start``: returns the value given to ``task_status.started()``; if ``serve``
-    fails or returns before that, raises what it raised (or :class:`RuntimeError`). ``group`` is
-    an :class:`asyncio.TaskGroup` or a :class:`TaskGroup`.
+    fails or returns before that, raises what it raised (or :class:`RuntimeError`); cancelled
+    before that, cancels ``serve`` too. ``group`` is an :class:`asyncio.TaskGroup` or a
+    :class:`TaskGroup` (which reports a failure before readiness to its owner as well).
     """
     ready: asyncio.Future[object] = asyncio.get_running_loop().create_future()
     task = group.create_task(serve(*args, task_status=_FutureStatus(ready)), name=name)
-    await asyncio.wait([ready, task], return_when=asyncio.FIRST_COMPLETED)
+    try:
+        await asyncio.wait([ready, task], return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        # As trio's nursery.start: what the caller gave up on before it was ready does not go
+        # on without it. (A service cancelled while starting undoes its start.)
+        task.cancel()
+        await asyncio.wait([task])
+        raise
     if ready.done():
         return ready.result()
     ready.cancel()

@@ -187,7 +187,8 @@ class Observer:
             if server is None or not server.running:
                 reasons.append(f"{name}: RPC consumers are not running")
             if service.failure is not None:
-                reasons.append(f"{name}: failed: {service.failure!r}")
+                # Unauthenticated HTTP: the exception's type only, its text stays in the log.
+                reasons.append(f"{name}: failed ({type(service.failure).__name__})")
             if not service.registry_reachable:
                 reasons.append(f"{name}: the registry has not taken a heartbeat")
             if service.last_heartbeat is not None:

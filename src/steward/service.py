@@ -197,6 +197,8 @@ class Service:
         self._console: Console | None = None
         self._registry_lost = False
         self._stopping = False
+        self._stopped = False
+        self._stop_lock = asyncio.Lock()
         self.last_heartbeat: float | None = None  # on self.clock
         manager.bind(self._bindings())
 
@@ -246,17 +248,16 @@ class Service:
             await self._start_rpc()
             step = "post_start_hook"
             await run_hook(self.manager, "post_start_hook", executor=self.executor)
-        except Exception as exc:
-            LOG.exception("%s on %s failed to start while %s", self.binary, self.host, step)
-            await self._close(cancel_requests=not host_ready)
-            if host_ready:
-                # init_host ran: give the manager its chance to release what it took.
-                try:
-                    await run_hook(self.manager, "cleanup_host", executor=self.executor)
-                except Exception:
-                    LOG.exception("cleanup_host of %s failed after a failed start", self.binary)
-                finally:
-                    await self._release_resources()
+        except BaseException as exc:
+            # A failed step, or a cancellation (serve() cancelled while starting): undo what
+            # started either way, so nothing consumes or heartbeats for a service that is not.
+            if isinstance(exc, Exception):
+                LOG.exception("%s on %s failed to start while %s", self.binary, self.host, step)
+            else:
+                LOG.warning("%s on %s: start-up cut off while %s", self.binary, self.host, step)
+            await self._undo_start(host_ready=host_ready)
+            if not isinstance(exc, Exception):
+                raise
             raise ServiceStartError(
                 f"{self.binary} on {self.host} failed to start while {step}: {exc}"
             ) from exc
@@ -265,13 +266,26 @@ class Service:
             self._loops.append(self.tasks.create_task(self._periodic_loop(), name="periodic tasks"))
         LOG.info("%s on %s started", self.binary, self.host)
 
+    async def _undo_start(self, *, host_ready: bool) -> None:
+        self._stopping = True  # what is undone is stopped: a later stop() has nothing to do
+        self._stopped = True
+        await self._close(cancel_requests=not host_ready)
+        if host_ready:
+            # init_host ran: give the manager its chance to release what it took.
+            try:
+                await run_hook(self.manager, "cleanup_host", executor=self.executor)
+            except Exception:
+                LOG.exception("cleanup_host of %s failed after a failed start", self.binary)
+            finally:
+                await self._release_resources()
+
     async def serve(self, *, task_status: TaskStatus = TASK_STATUS_IGNORED) -> None:
         """Start, report readiness (``task_status.started(self)``), serve, stop.
 
         Serves until cancelled (then stops gracefully and lets the cancellation through) or
         until the service fails (then stops and raises :class:`~steward.errors.ServiceFailed`).
         """
-        await self.start()
+        await self.start()  # undoes itself if it fails or is cancelled
         try:
             task_status.started(self)
             await self.wait()
@@ -411,18 +425,24 @@ class Service:
         await run_hook(self.manager, "reset", executor=self.executor)
 
     async def stop(self) -> None:
-        """Stop gracefully (see the module docstring); calling it again does nothing."""
-        if self._stopping:
-            return
-        self._stopping = True
-        self._ended.set()
-        LOG.info("Stopping %s on %s", self.binary, self.host)
-        await self._close(cancel_requests=False)
-        try:
-            await run_hook(self.manager, "cleanup_host", executor=self.executor)
-        finally:
-            await self._release_resources()
-        LOG.info("%s on %s stopped", self.binary, self.host)
+        """Stop gracefully (see the module docstring); once.
+
+        A second caller waits for the first one's stop to end. A stop cut off by a cancellation
+        is not done: the next call runs what is left (each step may run again safely).
+        """
+        async with self._stop_lock:
+            if self._stopped:
+                return
+            self._stopping = True
+            self._ended.set()
+            LOG.info("Stopping %s on %s", self.binary, self.host)
+            await self._close(cancel_requests=False)
+            try:
+                await run_hook(self.manager, "cleanup_host", executor=self.executor)
+            finally:
+                await self._release_resources()
+            self._stopped = True
+            LOG.info("%s on %s stopped", self.binary, self.host)
 
     async def _close(self, *, cancel_requests: bool) -> None:
         if self.rpcserver is not None:
@@ -434,9 +454,10 @@ class Service:
             # asyncio.wait, not await: the loops' own CancelledError is expected (a crash was
             # reported by the group), while a cancellation of stop() itself still propagates.
             await asyncio.wait(loops)
-            # No heartbeat comes any more: say so now, rather than look up for service_down_time
-            # to callers that would send requests nobody takes.
-            await self._report_stopped()
+        # No heartbeat comes any more (or never came: a start undone after its record was made):
+        # say so now, rather than look up for service_down_time to callers that would send
+        # requests nobody takes.
+        await self._report_stopped()
         if self.rpcserver is not None:
             grace = 0 if cancel_requests else self.settings.graceful_shutdown_timeout
             self.rpcserver.graceful_shutdown_timeout = grace
@@ -479,6 +500,10 @@ class Service:
             await self.registry.db.dispose()
         self.executor.shutdown(wait=False)
         await self.tasks.aclose()
+
+    async def ended(self) -> None:
+        """Wait until the service is asked to stop or fails (see :attr:`failure`), no more."""
+        await self._ended.wait()
 
     async def wait(self) -> None:
         """Wait until the service stops, or fails: then stop it and raise ServiceFailed."""

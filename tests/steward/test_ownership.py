@@ -22,7 +22,7 @@ from steward.notify.messaging import MessagingDriver
 from steward.registry import Registry
 from steward.rpc import RPCClient, RPCServer, Target, get_transport
 from steward.rpc.transports import memory
-from steward.rpc.transports.base import Transport
+from steward.rpc.transports.base import BaseTransport, Transport
 from steward.service import Service
 from steward.testing import FakeClock
 
@@ -256,3 +256,83 @@ async def test_a_crashed_notification_sender_fails_the_service(
         async with asyncio.timeout(GUARD):  # a guard against hanging, not a measurement
             await service.wait()
     assert not is_running(service)
+
+
+class SlowStart(Echo):
+    """post_start_hook waits until released; cleanup_host is noted."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.in_post_start = asyncio.Event()
+        self.cleaned = False
+
+    async def post_start_hook(self) -> None:
+        self.in_post_start.set()
+        await asyncio.Event().wait()
+
+    async def cleanup_host(self) -> None:
+        self.cleaned = True
+
+
+async def test_serve_cancelled_while_starting_undoes_the_start(
+    transport: Transport, registry: Registry, settings: Settings
+) -> None:
+    manager = SlowStart()
+    service = make_service(transport, registry, settings, manager=manager)
+    serving = asyncio.create_task(service.serve())
+    async with asyncio.timeout(GUARD):
+        await manager.in_post_start.wait()
+    assert is_running(service)  # consuming since before post_start_hook, as in nova
+    serving.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await serving
+    assert not is_running(service)  # its listener is gone: nothing consumes for it
+    assert manager.cleaned
+    assert service.service_ref is not None
+    record = await registry.get("node1", "steward-echo")
+    assert record is not None
+    assert not await registry.is_up(record)  # it never heartbeated: nobody takes it for up
+
+
+async def test_start_cancelled_before_ready_cancels_what_it_started(
+    transport: Transport, registry: Registry, settings: Settings
+) -> None:
+    manager = SlowStart()
+    service = make_service(transport, registry, settings, manager=manager)
+    async with asyncio.TaskGroup() as group:
+        starting = group.create_task(start(group, service.serve))
+        async with asyncio.timeout(GUARD):
+            await manager.in_post_start.wait()
+        starting.cancel()
+    assert not is_running(service)
+    assert manager.cleaned
+
+
+async def test_a_crash_in_the_transport_fails_the_services_on_it(
+    transport: Transport, registry: Registry, settings: Settings
+) -> None:
+    service = make_service(transport, registry, settings)
+    await service.start()
+    assert isinstance(transport, BaseTransport)
+
+    async def keeper() -> None:
+        raise Crash("connection keeper died")
+
+    transport.tasks.create_task(keeper(), name="keeper")
+    with pytest.raises(ServiceFailed, match="connection keeper died"):
+        async with asyncio.timeout(GUARD):
+            await service.wait()
+    assert not is_running(service)
+
+
+async def test_a_transport_closed_under_a_running_service_fails_it(
+    registry: Registry, settings: Settings
+) -> None:
+    transport = get_transport("memory://closed-under", settings=settings)
+    service = make_service(transport, registry, settings)
+    await service.start()
+    await transport.aclose()
+    assert not is_healthy(service)
+    with pytest.raises(ServiceFailed, match="closed while its listener consumed"):
+        async with asyncio.timeout(GUARD):
+            await service.wait()

@@ -12,7 +12,7 @@ from steward import BindingError, Manager, RequestContext, periodic_task
 from steward.clock import Clock
 from steward.config import Settings, load_settings
 from steward.db import Database
-from steward.errors import NoSuchMethod
+from steward.errors import DriverNotFound, NoSuchMethod
 from steward.notify import Notifier
 from steward.registry import Registry
 from steward.rpc import RPCClient, Target, get_transport
@@ -196,3 +196,19 @@ async def test_create_builds_the_manager_with_the_services_settings_and_clock(
         assert named.manager.host == "given"
     finally:
         await named.stop()
+
+
+async def test_the_notification_driver_setting_takes_any_registered_name(
+    transport: Transport, registry: Registry
+) -> None:
+    for name in ("messagingv2", "steward.notify.local:LogDriver"):
+        service = Service(
+            Sweeper("node1"), topic="sweeper", transport=transport, registry=registry,
+            settings=make_settings(notification_driver=name),
+        )  # fmt: skip
+        assert service.manager.notifier.driver == name
+    with pytest.raises(DriverNotFound, match="nope"):
+        Service(
+            Sweeper("node1"), topic="sweeper", transport=transport, registry=registry,
+            settings=make_settings(notification_driver="nope"),
+        )  # fmt: skip

@@ -119,10 +119,12 @@ class Settings(BaseSettings):
         "Where spans go: none (the process's OpenTelemetry provider, if any), console, or otlp "
         "(configured by the standard OTEL_EXPORTER_OTLP_* environment variables).",
     )
-    notification_driver: typing.Literal["noop", "messaging", "log", "test"] = option(
+    notification_driver: str = option(
         "noop",
-        "How notifications are emitted: noop (none, oslo's default), messaging (over the "
-        "transport, oslo's messagingv2 format), log, or test (kept in memory).",
+        "How notifications are emitted, a driver chosen by name: noop (none, oslo's default), "
+        "messaging or messagingv2 (over the transport, oslo's messagingv2 format), log, test "
+        "(kept in memory), one another package registers under steward.drivers.notification, "
+        "or module:Class. An unknown name fails the service's construction (DriverNotFound).",
     )
     notification_topics: typing.Annotated[list[str], NoDecode] = option(
         ["notifications"], "Topics notifications are sent to (comma-separated or JSON)."

@@ -15,7 +15,6 @@ from pathlib import Path
 
 from steward._aio import TaskGroup
 from steward.config import Settings, load_settings
-from steward.errors import ServiceFailed
 from steward.launcher.telemetry import serving_metrics, tracing
 from steward.service import Service
 
@@ -159,17 +158,18 @@ class ServiceLauncher:
     async def _serve_until_stopped(self, services: Sequence[Service]) -> list[Service]:
         """Serve until a stop is asked for or a service fails; return those that failed.
 
-        A failed service has stopped itself (:meth:`Service.wait`); the others are stopped by
-        :meth:`run`, as on a signal, and the process exits 1.
+        Stopping is :meth:`run`'s (in its ``finally``), for the failed service as for the
+        others: a watcher only notices, so a stop is never cut off by the watchers' end.
         """
-        failed: list[Service] = []
 
         async def watch(service: Service) -> None:
-            try:
-                await service.wait()
-            except ServiceFailed:
-                LOG.exception("%s failed; stopping every service of this process", service.binary)
-                failed.append(service)
+            await service.ended()
+            if service.failure is not None:
+                LOG.error(
+                    "%s failed (%r); stopping every service of this process",
+                    service.binary,
+                    service.failure,
+                )
                 self._stop.set()
 
         async with asyncio.TaskGroup() as watchers:
@@ -177,7 +177,7 @@ class ServiceLauncher:
             await self._stop.wait()
             for task in watching:
                 task.cancel()
-        return failed
+        return [service for service in services if service.failure is not None]
 
     async def run(self) -> int:
         """Start the services, serve until a stop signal or a failure, stop them.

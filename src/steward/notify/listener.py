@@ -96,7 +96,20 @@ class NotificationListener:
         self.prefetch = prefetch
         self.executor = executor
         self._listener: Listener | None = None
-        self._tasks = TaskGroup(f"notification listener on {', '.join(map(str, self.targets))}")
+        self.failure: BaseException | None = None
+        self._tasks = TaskGroup(
+            f"notification listener on {', '.join(map(str, self.targets))}",
+            on_crash=self._crashed,
+        )
+
+    def _crashed(self, exc: BaseException) -> None:
+        """Fail the listener: a consumer (or a handler, past its own error handling) died.
+
+        The group has logged it; :attr:`failure` keeps it for the owner to see at once, rather
+        than at :meth:`aclose`.
+        """
+        if self.failure is None:
+            self.failure = exc
 
     async def start(self) -> None:
         """Start consuming every priority any endpoint handles; a running listener goes on.
@@ -110,7 +123,7 @@ class NotificationListener:
         priorities = [p for p in PRIORITIES if any(hasattr(e, p) for e in self.endpoints)]
         pairs = [(target, priority) for target in self.targets for priority in priorities]
         self._listener = await self.transport.listen_notifications(
-            pairs, self._on_message, pool=self.pool, prefetch=self.prefetch
+            pairs, self._on_message, pool=self.pool, prefetch=self.prefetch, on_crash=self._crashed
         )
 
     async def stop(self) -> None:
@@ -126,8 +139,8 @@ class NotificationListener:
     async def aclose(self) -> None:
         """Stop consuming, wait for the notifications being handled, close the task group.
 
-        Raises what crashed in the group; a cancelled wait returns the unfinished notifications
-        to their queue.
+        What failed the listener is in :attr:`failure`, not raised; a cancelled wait returns the
+        unfinished notifications to their queue.
         """
         try:
             await self.stop()
@@ -161,6 +174,11 @@ class NotificationListener:
             # Closing mid-notification: give the message back rather than lose it.
             await asyncio.shield(incoming.requeue())
             raise
+        except Exception:
+            # A serializer that cannot read the payload, say: never leave the message unsettled
+            # (it would hold a prefetch slot until the connection goes).
+            LOG.exception("Unexpected error handling a notification; returning it to the queue")
+            requeue = True
         if requeue is None:
             return
         try:

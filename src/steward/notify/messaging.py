@@ -139,11 +139,12 @@ class MessagingDriver:
     async def aclose(self) -> None:
         """Wait until the sender has sent the queue; then take no more notifications.
 
-        A crash of the sender is not raised here: the notifier's task group raises it.
+        A crash of the sender is not raised here: the notifier's task group reports it.
         """
-        task = self._task
-        if task is not None and not task.done():
-            await asyncio.wait([task])
+        # A notification may come while the sender finishes (from a thread, through the loop)
+        # and start a new sender: wait until none runs, so nothing queued is left unsent.
+        while self._task is not None and not self._task.done():
+            await asyncio.wait([self._task])
         self._closed = True
 
 

@@ -233,10 +233,8 @@ class Notifier(AsyncClosing):
         try:
             await self._shared.driver.aclose()
         finally:
-            try:
-                await self._shared.tasks.aclose()
-            except Exception:  # already reported through _Shared.crashed, and kept in .failure
-                LOG.debug("Tasks of %r had failed", self, exc_info=True)
+            # Its group hands crashes to _Shared.crashed (kept in .failure): closing raises none.
+            await self._shared.tasks.aclose()
 
     close = aclose
     """The name the notifier's close had before it became an async context manager."""

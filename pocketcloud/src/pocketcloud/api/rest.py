@@ -47,9 +47,14 @@ class RestServer:
         self.port: int | None = None
         self._server: _Server | None = None
         self._task: asyncio.Task[None] | None = None
-        # uvicorn's serve() runs in the server's group; one that dies is logged at once and
-        # raised by stop().
-        self._tasks = TaskGroup("rest api")
+        # uvicorn's serve() runs in the server's group; if it dies, the group logs it at once
+        # and `failure` keeps it (a failure while starting is raised by start() instead).
+        self.failure: BaseException | None = None
+        self._tasks = TaskGroup("rest api", on_crash=self._crashed)
+
+    def _crashed(self, exc: BaseException) -> None:
+        if self.failure is None:
+            self.failure = exc
 
     @property
     def url(self) -> str:
@@ -74,8 +79,10 @@ class RestServer:
         self._server = _Server(config)
         self._task = self._tasks.create_task(self._server.serve(sockets=[sock]), name="uvicorn")
         await asyncio.sleep(0)  # let uvicorn set up: a failure shows below
-        if self._task.done():
-            self._task.result()
+        if self._task.done() and self.failure is not None:
+            failure, self.failure = self.failure, None
+            self._server = self._task = None
+            raise failure
         LOG.info("REST API listening on %s", self.url)
 
     async def stop(self) -> None:

@@ -306,6 +306,11 @@ class BaseListener(AsyncClosing):
     def __init__(self, owner: str, on_crash: CrashHandler | None) -> None:
         self.tasks = TaskGroup(owner, on_crash=on_crash)
 
+    def fail(self, exc: BaseException) -> None:
+        """Tell the listener's owner it cannot go on (its transport failed, or was closed)."""
+        if self.tasks.on_crash is not None:
+            self.tasks.on_crash(exc)
+
     async def aclose(self) -> None:
         """Stop consuming (subclasses stop their consumers, then close :attr:`tasks`)."""
         await self.tasks.aclose()
@@ -333,7 +338,8 @@ class BaseTransport(AsyncClosing):
         self._max_message_size = settings.max_message_size
         self._replies: ReplyRouter | None = None
         self.closed = False
-        self.tasks = TaskGroup(f"transport {self.url}")
+        self.failure: BaseException | None = None
+        self.tasks = TaskGroup(f"transport {self.url}", on_crash=self._crashed)
 
     @property
     def url(self) -> str:
@@ -380,17 +386,38 @@ class BaseTransport(AsyncClosing):
         if len(body) > limit:
             raise MessageTooLarge(len(body), limit)
 
+    def live_listeners(self) -> typing.Iterable[BaseListener]:
+        """Return the listeners of this transport still consuming (each transport's own)."""
+        return ()
+
+    def _crashed(self, exc: BaseException) -> None:
+        """A task of the transport (a connection keeper, the reply consumer) died: its
+        listeners cannot go on, and their owners are told (the group has logged it).
+        """  # noqa: D205, D401 - a callback, described by what happened
+        self.failure = exc
+        for listener in list(self.live_listeners()):
+            listener.fail(exc)
+
     async def aclose(self) -> None:
-        """Close the reply router, then the transport, then its task group; once."""
+        """Close the reply router, then the transport, then its task group; once.
+
+        A listener still consuming (its server was not stopped first) is told its transport
+        closed under it, as of a crash: its owner does not go on looking healthy and deaf.
+        """
         if self.closed:
             return
-        if self._replies is not None:
-            await self._replies.aclose()
         self.closed = True
+        gone = TransportClosed(f"transport {self.url} was closed while its listener consumed")
+        for listener in list(self.live_listeners()):
+            listener.fail(gone)
         try:
-            await self._aclose()
+            if self._replies is not None:
+                await self._replies.aclose()
         finally:
-            await self.tasks.aclose()
+            try:
+                await self._aclose()
+            finally:
+                await self.tasks.aclose()
 
     async def _aclose(self) -> None:
         """Stop the listeners left and release the connections (each transport's own)."""

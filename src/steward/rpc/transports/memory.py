@@ -243,6 +243,10 @@ class MemoryTransport(BaseTransport):
         self.check_open()
         return _broker_for(self._name)
 
+    def live_listeners(self) -> list[_Listener]:
+        """Return the listeners still consuming."""
+        return list(self.listeners)
+
     async def send(
         self,
         target: Target,

@@ -156,6 +156,10 @@ class NatsTransport(BaseTransport):
             return self._max_message_size
         return min(self._max_message_size, max_payload - HEADER_ROOM)
 
+    def live_listeners(self) -> list[Listener]:
+        """Return the listeners still consuming (stopped ones may still report progress)."""
+        return [listener for listener in self._listeners if not listener.stopping]
+
     @property
     def connected(self) -> bool:
         """Whether the transport is connected to a NATS server right now."""

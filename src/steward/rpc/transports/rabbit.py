@@ -107,6 +107,10 @@ class RabbitTransport(BaseTransport):
         self._undeliverable: UndeliverableHandler | None = None
         self._listeners: set[_Listener] = set()
 
+    def live_listeners(self) -> list[_Listener]:
+        """Return the listeners still consuming."""
+        return list(self._listeners)
+
     async def send(
         self,
         target: Target,
@@ -296,7 +300,7 @@ class _Consumption:
             await self._keep_consuming(ready)
         except Exception as exc:
             if ready.done():
-                raise  # a bug: the task group reports it to the owner
+                raise  # the task group reports it to the owner (server, or transport)
             ready.set_exception(exc)
 
     async def _keep_consuming(self, ready: asyncio.Future[None]) -> None:
@@ -305,9 +309,9 @@ class _Consumption:
             try:
                 channel = await self._consume()
             except MessagingError:  # the transport is closed, or its connection cannot be kept
-                if ready.done():
+                if ready.done() and self._transport.closed:
                     return
-                raise
+                raise  # after start: a crash of the consumer, which its owner is told of
             except CHANNEL_ERRORS as exc:
                 if not ready.done() and self._transport.connector.connected:
                     ready.set_exception(exc)  # e.g. a queue declared elsewhere with other flags
