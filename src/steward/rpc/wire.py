@@ -14,7 +14,9 @@ understand each other:
 * a failure is ``{"class", "module", "message", "tb", "args", "kwargs"}``. The caller re-creates
   the exception only when its module is allowed (``builtins``, ``steward.errors`` and the
   ``allowed_remote_exmods`` setting), and otherwise raises :class:`~steward.errors.RemoteError`.
-  Nothing else named by a message is ever imported. No pickle.
+  Nothing else named by a message is ever imported. No pickle. The failures both sides know
+  (no such method, unsupported version, timeout, unexpected arguments) travel under the names an
+  oslo server gives them, and come back as steward's classes from either peer.
 
 JSON is read and written as oslo.messaging's peers do (``oslo_serialization.jsonutils``, the
 stdlib ``json`` underneath): ``NaN``, ``Infinity`` and ``-Infinity`` tokens, integers of any

@@ -507,6 +507,35 @@ def test_oslo_dispatch_errors_keep_any_message(cls: str, rest: str) -> None:
         assert str(again) == message
 
 
+NAMES = st.sampled_from(
+    ["NoSuchMethod", "UnsupportedVersion", "MessagingTimeout", "InvalidArguments", "TypeError"]
+)
+MODULES = st.sampled_from([OSLO_DISPATCHER, "oslo_messaging.exceptions", "builtins"])
+JSON_VALUES = st.none() | st.booleans() | st.integers() | st.text(max_size=10)
+
+
+@given(
+    cls=NAMES,
+    module=MODULES,
+    message=st.text(max_size=30),
+    own=st.none() | JSON_VALUES | st.fixed_dictionaries({"class": NAMES | JSON_VALUES}),
+    own_args=st.none() | JSON_VALUES | st.lists(JSON_VALUES, max_size=3),
+)
+def test_any_failure_under_mapped_names_keeps_its_message(
+    cls: str, module: str, message: str, own: Any, own_args: Any
+) -> None:
+    if isinstance(own, dict):
+        own["args"] = own_args
+    data = {"class": cls, "module": module, "message": message, "tb": [], "args": [message]}
+    again = wire.deserialize_failure(json.dumps({**data, "kwargs": {}, "steward": own}))
+    if isinstance(again, RemoteError):
+        assert (again.exc_type, again.value) == (cls, message)
+    elif type(again) is TypeError:
+        assert again.args == (message,)
+    else:
+        assert str(again) == message
+
+
 def test_steward_errors_oslo_has_no_name_for_keep_theirs() -> None:
     data = orjson.loads(wire.serialize_failure(ConfigError("option `x` is wrong")))
     assert (data["class"], data["module"], data["args"]) == (
