@@ -35,7 +35,11 @@ Names follow oslo.messaging where it has one (``MessagingTimeout``, ``RemoteErro
 ``except ValueError`` keeps working for callers that do not know steward.
 
 An exception's ``args`` are its constructor's arguments (its message is built by ``__str__``), so
-one raised by a remote method is re-created on the caller's side as ``cls(*args)``.
+one raised by a remote method is re-created on the caller's side as ``cls(*args)``. Four travel
+under the names an oslo.messaging server gives the same failure, so that oslo callers re-create
+their own classes: ``NoSuchMethod`` and ``UnsupportedVersion`` (``oslo_messaging.rpc.dispatcher``),
+``MessagingTimeout`` (``oslo_messaging.exceptions``) and ``InvalidArguments`` (``TypeError``); a
+steward caller gets steward's back, from a steward or an oslo server (docs/rpc.md, "Errors").
 """
 
 from __future__ import annotations

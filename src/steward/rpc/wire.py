@@ -14,7 +14,9 @@ understand each other:
 * a failure is ``{"class", "module", "message", "tb", "args", "kwargs"}``. The caller re-creates
   the exception only when its module is allowed (``builtins``, ``steward.errors`` and the
   ``allowed_remote_exmods`` setting), and otherwise raises :class:`~steward.errors.RemoteError`.
-  Nothing else named by a message is ever imported. No pickle.
+  Nothing else named by a message is ever imported. No pickle. The failures both sides know
+  (no such method, unsupported version, timeout, unexpected arguments) travel under the names an
+  oslo server gives them, and come back as steward's classes from either peer.
 
 JSON is read and written as oslo.messaging's peers do (``oslo_serialization.jsonutils``, the
 stdlib ``json`` underneath): ``NaN``, ``Infinity`` and ``-Infinity`` tokens, integers of any
@@ -39,13 +41,22 @@ import dataclasses
 import importlib
 import json
 import os
+import re
 import traceback
 import typing
 from collections.abc import Collection, Iterable, Mapping
 
 import orjson
 
-from steward.errors import MalformedMessage, MessageTooLarge, RemoteError
+from steward.errors import (
+    InvalidArguments,
+    MalformedMessage,
+    MessageTooLarge,
+    MessagingTimeout,
+    NoSuchMethod,
+    RemoteError,
+    UnsupportedVersion,
+)
 from steward.redact import shorten
 from steward.rpc.target import is_version
 
@@ -418,33 +429,100 @@ def parse_reply(inner: JSONDict) -> Reply:
     )
 
 
+# Where steward and oslo.messaging name the same failure differently, the wire carries the name an
+# oslo server sends for it, with the args oslo's class is re-created from (its message: oslo's
+# NoSuchMethod(method) and UnsupportedVersion(version, method) keep only the message in `args`), so
+# an oslo caller that allows the module gets its own class, and one that does not gets the
+# RemoteError an oslo server's failure gives it. An unexpected argument is a TypeError from an oslo
+# server (Python's call of the method): InvalidArguments travels as one. Steward's own class and
+# args ride along under the "steward" key, which oslo's failure reader never looks at.
+_OSLO_DISPATCHER = "oslo_messaging.rpc.dispatcher"
+_OSLO_EXCEPTIONS = "oslo_messaging.exceptions"
+_WIRE_NAMES: dict[type[Exception], tuple[str, str]] = {
+    NoSuchMethod: (_OSLO_DISPATCHER, "NoSuchMethod"),
+    UnsupportedVersion: (_OSLO_DISPATCHER, "UnsupportedVersion"),
+    MessagingTimeout: (_OSLO_EXCEPTIONS, "MessagingTimeout"),
+    InvalidArguments: ("builtins", "TypeError"),
+}
+_STEWARD_KEY = "steward"
+_BY_STEWARD_NAME = {cls.__name__: cls for cls in _WIRE_NAMES}
+# oslo's messages for its dispatch errors (unchanged since 2013), read back into steward's fields.
+_NO_SUCH_METHOD = re.compile(r"Endpoint does not support RPC method (?P<method>.*)", re.DOTALL)
+_UNSUPPORTED_VERSION = re.compile(
+    r"Endpoint does not support RPC version (?P<version>.*?)"
+    r"(?:\. Attempted method: (?P<method>.*))?",
+    re.DOTALL,
+)
+
+
+def _no_such_method(message: str) -> Exception | None:
+    found = _NO_SUCH_METHOD.fullmatch(message)
+    return NoSuchMethod(found["method"]) if found else None
+
+
+def _unsupported_version(message: str) -> Exception | None:
+    found = _UNSUPPORTED_VERSION.fullmatch(message)
+    return UnsupportedVersion(found["version"], found["method"]) if found else None
+
+
+# The failures of an oslo server (or of a steward one without the "steward" key) that steward
+# re-creates as its own class, whatever the caller allows: no oslo module is imported.
+_FROM_OSLO: dict[tuple[str, str], typing.Callable[[str], Exception | None]] = {
+    (_OSLO_DISPATCHER, "NoSuchMethod"): _no_such_method,
+    (_OSLO_DISPATCHER, "UnsupportedVersion"): _unsupported_version,
+    (_OSLO_EXCEPTIONS, "MessagingTimeout"): MessagingTimeout,
+}
+
+
 def serialize_failure(exc: BaseException) -> str:
-    """Return ``exc`` in oslo's failure format: a JSON string with class, module and traceback."""
+    """Return ``exc`` in oslo's failure format: a JSON string with class, module and traceback.
+
+    steward's ``NoSuchMethod``, ``UnsupportedVersion``, ``MessagingTimeout`` and
+    ``InvalidArguments`` are named as an oslo server names the same failure (oslo's dispatcher and
+    exceptions modules, ``builtins.TypeError``), with steward's own class and args under the
+    ``"steward"`` key (see :func:`deserialize_failure`).
+    """
     cls = type(exc)
+    wire_names = _WIRE_NAMES.get(type(exc)) if isinstance(exc, Exception) else None
+    message = str(exc)
+    if wire_names is not None:
+        module, name = wire_names
+        args: list[object] = [message]
+        kwargs: dict[object, object] = {}
+    else:
+        module, name = cls.__module__.removesuffix("_Remote"), cls.__name__.removesuffix("_Remote")
+        args, kwargs = list(exc.args), dict(getattr(exc, "kwargs", None) or {})
     data: JSONDict = {
-        "class": cls.__name__.removesuffix("_Remote"),
-        "module": cls.__module__.removesuffix("_Remote"),
-        "message": str(exc),
+        "class": name,
+        "module": module,
+        "message": message,
         "tb": traceback.format_exception(exc),
-        "args": list(exc.args),
-        "kwargs": dict(getattr(exc, "kwargs", None) or {}),
+        "args": args,
+        "kwargs": kwargs,
     }
+    if wire_names is not None:
+        data[_STEWARD_KEY] = {"class": cls.__name__, "args": list(exc.args)}
     try:
         return dumps(data).decode()
     except TypeError:
-        data["args"] = [repr(arg) for arg in exc.args]
-        data["kwargs"] = {str(key): repr(value) for key, value in data["kwargs"].items()}
+        data["args"] = [repr(arg) for arg in args]
+        data["kwargs"] = {str(key): repr(value) for key, value in kwargs.items()}
+        if wire_names is not None:
+            data[_STEWARD_KEY]["args"] = [repr(arg) for arg in exc.args]
         return dumps(data).decode()
 
 
-def deserialize_failure(  # noqa: PLR0911 - each way a failure can be unusable returns early
-    failure: str, allowed_modules: Iterable[str] = ()
-) -> Exception:
+def deserialize_failure(failure: str, allowed_modules: Iterable[str] = ()) -> Exception:
     """Return the exception a failure stands for, or :class:`RemoteError` if not allowed.
 
-    The class is re-created as ``cls(*args, **kwargs)`` only when its module is ``builtins``,
-    ``steward.errors`` or in ``allowed_modules`` and it is an ``Exception``; the remote traceback
-    is added as a note. Anything else, or anything that fails to re-create, is a ``RemoteError``.
+    oslo's ``NoSuchMethod``, ``UnsupportedVersion`` (``oslo_messaging.rpc.dispatcher``) and
+    ``MessagingTimeout`` (``oslo_messaging.exceptions``) become steward's classes of those names,
+    read from the message, and a failure with the ``"steward"`` key the steward class it names
+    (an ``InvalidArguments`` sent as ``builtins.TypeError``); either only when its message reads
+    exactly as the remote one. Otherwise the class is re-created as ``cls(*args, **kwargs)`` only
+    when its module is ``builtins``, ``steward.errors`` or in ``allowed_modules`` and it is an
+    ``Exception``. The remote traceback is added as a note. Anything else, or anything that fails
+    to re-create, is a ``RemoteError``.
     """
     try:
         data = loads(failure, what="failure")
@@ -459,20 +537,49 @@ def deserialize_failure(  # noqa: PLR0911 - each way a failure can be unusable r
     tb_text = "".join(str(line) for line in tb) if isinstance(tb, list) else str(tb)
     if module_name == "exceptions":  # Python 2 peers
         module_name = "builtins"
-    remote = RemoteError(name, message, tb_text)
+    exc = _as_steward_error(data, module_name, name, message)
+    if exc is None:
+        exc = _recreate(data, module_name, name, allowed_modules)
+    if exc is None:
+        return RemoteError(name, message, tb_text)
+    if tb_text:
+        exc.add_note(f"Remote traceback:\n{tb_text.rstrip()}")
+    return exc
+
+
+def _as_steward_error(data: JSONDict, module: str, name: str, message: str) -> Exception | None:
+    """Return the steward error a failure named by oslo's names stands for, or None."""
+    own = data.get(_STEWARD_KEY)
+    exc: Exception | None = None
+    if isinstance(own, dict):
+        cls = _BY_STEWARD_NAME.get(str(own.get("class")))
+        args = own.get("args")
+        if cls is not None and _WIRE_NAMES[cls] == (module, name) and isinstance(args, list):
+            try:
+                exc = cls(*args)
+            except TypeError:
+                exc = None
+    if exc is None:
+        parse = _FROM_OSLO.get((module, name))
+        exc = parse(message) if parse is not None else None
+    # Only ever a message the caller would read from the remote exception itself.
+    return exc if exc is not None and str(exc) == message else None
+
+
+def _recreate(
+    data: JSONDict, module_name: str, name: str, allowed_modules: Iterable[str]
+) -> Exception | None:
+    """Return ``cls(*args, **kwargs)`` of a failure whose module is allowed, or None."""
     if module_name not in _ALWAYS_ALLOWED and module_name not in set(allowed_modules):
-        return remote
+        return None
     args, kwargs = data.get("args") or [], data.get("kwargs") or {}
     if not isinstance(args, list) or not isinstance(kwargs, dict) or not name.isidentifier():
-        return remote
+        return None
     try:
         module = builtins if module_name == "builtins" else importlib.import_module(module_name)
         cls = getattr(module, name)
         if not (isinstance(cls, type) and issubclass(cls, Exception)):
-            return remote
-        exc = cls(*args, **kwargs)
+            return None
+        return cls(*args, **kwargs)
     except Exception:  # noqa: BLE001 - any failure to re-create means "not re-creatable"
-        return remote
-    if tb_text:
-        exc.add_note(f"Remote traceback:\n{tb_text.rstrip()}")
-    return exc
+        return None

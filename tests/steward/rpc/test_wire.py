@@ -11,7 +11,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from steward.errors import MalformedMessage, MessageTooLarge, NoSuchMethod, RemoteError
+from steward.errors import (
+    ConfigError,
+    InvalidArguments,
+    MalformedMessage,
+    MessageTooLarge,
+    MessagingTimeout,
+    NoSuchMethod,
+    RemoteError,
+    UnsupportedVersion,
+)
 from steward.rpc import wire
 
 # The golden request captured from oslo.messaging 18.3.1 (shared/reference/oslo-wire.md §7).
@@ -346,6 +355,195 @@ def test_failure_round_trip_for_builtins_and_steward_errors() -> None:
     assert isinstance(no_method, NoSuchMethod)
     assert no_method.method == "reboot"
     assert str(no_method) == "Endpoint does not support RPC method reboot"
+
+
+# What an oslo.messaging 18.3.1 server sends for these failures, captured on RabbitMQ (the
+# traceback shortened): oslo's class, module and message, and the message alone in `args`.
+def oslo_failure(module: str, cls: str, message: str) -> str:
+    tb = ["Traceback (most recent call last):\n", f"{module}.{cls}: {message}\n"]
+    data = {"class": cls, "module": module, "message": message, "tb": tb}
+    return json.dumps({**data, "args": [message], "kwargs": {}})
+
+
+OSLO_DISPATCHER = "oslo_messaging.rpc.dispatcher"
+
+
+@pytest.mark.parametrize(
+    ("exc", "module", "cls"),
+    [
+        pytest.param(NoSuchMethod("nope"), OSLO_DISPATCHER, "NoSuchMethod", id="no-such-method"),
+        pytest.param(
+            UnsupportedVersion("2.0", "whoami"), OSLO_DISPATCHER, "UnsupportedVersion", id="version"
+        ),
+        pytest.param(
+            UnsupportedVersion("2.0"), OSLO_DISPATCHER, "UnsupportedVersion", id="version-only"
+        ),
+        pytest.param(
+            MessagingTimeout("Timed out waiting for a reply to message ID abc"),
+            "oslo_messaging.exceptions",
+            "MessagingTimeout",
+            id="timeout",
+        ),
+        pytest.param(
+            InvalidArguments("whoami(): unexpected argument `bogus`"),
+            "builtins",
+            "TypeError",
+            id="invalid-arguments",
+        ),
+    ],
+)
+def test_errors_oslo_knows_are_sent_as_an_oslo_server_sends_them(
+    exc: Exception, module: str, cls: str
+) -> None:
+    failure = wire.serialize_failure(exc)
+    data = orjson.loads(failure)
+    # What oslo's client reads, as an oslo server writes it for the same failure.
+    assert (data["class"], data["module"], data["message"]) == (cls, module, str(exc))
+    assert (data["args"], data["kwargs"]) == ([str(exc)], {})
+    assert list(data)[:6] == ["class", "module", "message", "tb", "args", "kwargs"]
+    # A steward caller gets steward's class back, with its own args.
+    again = wire.deserialize_failure(failure)
+    assert type(again) is type(exc)
+    assert again.args == exc.args
+    assert str(again) == str(exc)
+    assert "Remote traceback" in again.__notes__[0]
+
+
+@pytest.mark.parametrize(
+    ("failure", "expected"),
+    [
+        pytest.param(
+            oslo_failure(
+                OSLO_DISPATCHER, "NoSuchMethod", "Endpoint does not support RPC method nope"
+            ),
+            NoSuchMethod("nope"),
+            id="no-such-method",
+        ),
+        pytest.param(
+            oslo_failure(
+                OSLO_DISPATCHER,
+                "UnsupportedVersion",
+                "Endpoint does not support RPC version 2.0. Attempted method: whoami",
+            ),
+            UnsupportedVersion("2.0", "whoami"),
+            id="version",
+        ),
+        pytest.param(
+            oslo_failure(
+                OSLO_DISPATCHER, "UnsupportedVersion", "Endpoint does not support RPC version 2.0"
+            ),
+            UnsupportedVersion("2.0"),
+            id="version-only",
+        ),
+        pytest.param(
+            oslo_failure("oslo_messaging.exceptions", "MessagingTimeout", "Timed out: abc"),
+            MessagingTimeout("Timed out: abc"),
+            id="timeout",
+        ),
+    ],
+)
+def test_oslo_errors_arrive_as_steward_errors_without_importing_oslo(
+    failure: str, expected: Exception
+) -> None:
+    again = wire.deserialize_failure(failure)  # nothing allowed: mapped by name
+    assert type(again) is type(expected)
+    assert again.args == expected.args
+    assert str(again) == orjson.loads(failure)["message"]
+    assert again.__notes__ == [
+        "Remote traceback:\nTraceback (most recent call last):\n"
+        f"{orjson.loads(failure)['module']}.{type(expected).__name__}: {again}"
+    ]
+
+
+def test_a_type_error_is_invalid_arguments_only_when_steward_says_so() -> None:
+    plain = wire.deserialize_failure(oslo_failure("builtins", "TypeError", "f() got 'x'"))
+    assert type(plain) is TypeError
+    assert plain.args == ("f() got 'x'",)
+    data = orjson.loads(wire.serialize_failure(InvalidArguments("f(): unexpected argument `x`")))
+    assert data["steward"] == {
+        "class": "InvalidArguments",
+        "args": ["f(): unexpected argument `x`"],
+    }
+    # The steward key names one of the classes sent under another name, under those names only.
+    for own in ({"class": "ConfigError", "args": ["x"]}, {"class": "NoSuchMethod", "args": ["x"]}):
+        assert type(wire.deserialize_failure(json.dumps({**data, "steward": own}))) is TypeError
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(
+            {"class": "NoSuchMethod", "module": OSLO_DISPATCHER, "message": "gone"},
+            id="other-wording",
+        ),
+        pytest.param(
+            {
+                "class": "UnsupportedVersion",
+                "module": OSLO_DISPATCHER,
+                "message": "Endpoint does not support RPC version 2.0",
+                "steward": {"class": "UnsupportedVersion", "args": ["3.0"]},
+            },
+            id="steward-args-disagree-with-message",
+        ),
+    ],
+)
+def test_a_mapped_error_never_changes_the_remote_message(data: dict[str, Any]) -> None:
+    again = wire.deserialize_failure(json.dumps({"tb": [], "args": [], **data}))
+    if isinstance(again, RemoteError):
+        assert (again.exc_type, again.value) == (data["class"], data["message"])
+    else:
+        assert str(again) == data["message"]
+
+
+@given(st.sampled_from(["NoSuchMethod", "UnsupportedVersion"]), st.text(max_size=40))
+def test_oslo_dispatch_errors_keep_any_message(cls: str, rest: str) -> None:
+    kind = "method" if cls == "NoSuchMethod" else "version"
+    message = f"Endpoint does not support RPC {kind} {rest}"
+    again = wire.deserialize_failure(oslo_failure(OSLO_DISPATCHER, cls, message))
+    if isinstance(again, RemoteError):
+        assert (again.exc_type, again.value) == (cls, message)
+    else:
+        assert type(again).__name__ == cls
+        assert str(again) == message
+
+
+NAMES = st.sampled_from(
+    ["NoSuchMethod", "UnsupportedVersion", "MessagingTimeout", "InvalidArguments", "TypeError"]
+)
+MODULES = st.sampled_from([OSLO_DISPATCHER, "oslo_messaging.exceptions", "builtins"])
+JSON_VALUES = st.none() | st.booleans() | st.integers() | st.text(max_size=10)
+
+
+@given(
+    cls=NAMES,
+    module=MODULES,
+    message=st.text(max_size=30),
+    own=st.none() | JSON_VALUES | st.fixed_dictionaries({"class": NAMES | JSON_VALUES}),
+    own_args=st.none() | JSON_VALUES | st.lists(JSON_VALUES, max_size=3),
+)
+def test_any_failure_under_mapped_names_keeps_its_message(
+    cls: str, module: str, message: str, own: Any, own_args: Any
+) -> None:
+    if isinstance(own, dict):
+        own["args"] = own_args
+    data = {"class": cls, "module": module, "message": message, "tb": [], "args": [message]}
+    again = wire.deserialize_failure(json.dumps({**data, "kwargs": {}, "steward": own}))
+    if isinstance(again, RemoteError):
+        assert (again.exc_type, again.value) == (cls, message)
+    elif type(again) is TypeError:
+        assert again.args == (message,)
+    else:
+        assert str(again) == message
+
+
+def test_steward_errors_oslo_has_no_name_for_keep_theirs() -> None:
+    data = orjson.loads(wire.serialize_failure(ConfigError("option `x` is wrong")))
+    assert (data["class"], data["module"], data["args"]) == (
+        "ConfigError",
+        "steward.errors",
+        ["option `x` is wrong"],
+    )
+    assert "steward" not in data
 
 
 class Unlisted(Exception):
