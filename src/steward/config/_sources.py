@@ -360,8 +360,8 @@ def oslo_values(settings_cls: type[BaseModel], path: Path) -> FileValues:
                 continue
             where = f"{path} [{section}]"
             references = _References(parsed, name, where)
-            assigned = [references.substitute(value) for value in assigned]
-            value = _oslo_value(settings_cls, name, key, assigned, where)
+            substituted = [references.substitute(value) for value in assigned]
+            value = _oslo_value(settings_cls, name, key, substituted, where)
             if value is _UNSET:
                 LOG.debug("%s: %s is empty; left unset", where, key)
                 continue
