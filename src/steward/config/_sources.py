@@ -360,7 +360,9 @@ def oslo_values(settings_cls: type[BaseModel], path: Path) -> FileValues:
                 continue
             where = f"{path} [{section}]"
             references = _References(parsed, name, where)
-            substituted = [references.substitute(value) for value in assigned]
+            # Only the values used: oslo's multi-valued driver takes all, the others the last.
+            used = assigned if name == "notification_driver" else assigned[-1:]
+            substituted = [references.substitute(value) for value in used]
             value = _oslo_value(settings_cls, name, key, substituted, where)
             if value is _UNSET:
                 LOG.debug("%s: %s is empty; left unset", where, key)
