@@ -224,7 +224,7 @@ def test_several_config_files_and_a_config_dir_later_wins(nova_conf: Path, tmp_p
 def test_ini_is_told_from_toml_by_name_or_content(
     tmp_path: Path, name: str, text: str, ini: bool
 ) -> None:
-    from steward.config._sources import is_ini
+    from steward.config._files import is_ini
 
     path = tmp_path / name
     path.write_text(text)

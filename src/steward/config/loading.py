@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from steward.config import _sources
+from steward.config import _files, _sources
 from steward.config._sources import ENV_PREFIX
 from steward.config.settings import Settings
 from steward.errors import ConfigError
@@ -38,13 +38,13 @@ def load_settings(
     paths = _config_files(config_file, config_dir)
     given = dict(overrides or {})
     origins, locations = _origins(paths, given)
-    token = _sources.config_files.set(paths)
+    token = _files.config_files.set(paths)
     try:
         settings = Settings(**typing.cast("dict[str, typing.Any]", given))
     except ValidationError as exc:
         raise ConfigError(_describe(exc, origins, locations)) from exc
     finally:
-        _sources.config_files.reset(token)
+        _files.config_files.reset(token)
     settings._origins = origins  # noqa: SLF001 - set once by its own package
     settings._locations = locations  # noqa: SLF001 - set once by its own package
     settings._read_from = (paths, given)  # noqa: SLF001 - set once by its own package
@@ -81,7 +81,7 @@ def _origins(
     """
     origins: dict[str, str] = {}
     locations: dict[str, str] = {}
-    read = _sources.files_values(Settings, paths)
+    read = _files.files_values(Settings, paths)
     origins.update(dict.fromkeys(read.locations, "file"))
     locations.update(read.locations)
     environment = _sources.environment_values(Settings)

@@ -22,7 +22,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from steward.config import _sources
+from steward.config import _files, _sources
 from steward.config._option import flag, option
 from steward.config._sources import ENV_NESTED_DELIMITER, ENV_PREFIX
 from steward.config.nats import NatsSettings
@@ -211,9 +211,9 @@ class Settings(BaseSettings):
             env_settings,
             _sources.FlatEnvironmentSource(settings_cls),
         ]
-        paths = _sources.config_files.get()
+        paths = _files.config_files.get()
         if paths:
-            ordered.append(_sources.FileSource(settings_cls, paths))
+            ordered.append(_files.FileSource(settings_cls, paths))
         return tuple(ordered)
 
     @classmethod
