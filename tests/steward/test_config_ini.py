@@ -12,12 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from oslo_config import cfg  # test-only: the parity tests read the same files with it
 from typer.testing import CliRunner
 
 from steward import Manager, RequestContext
 from steward.cli import app
 from steward.config import Settings, load_settings
+from steward.config._ini import read_ini
 from steward.config._sources import flat_aliases
 from steward.db import Database
 from steward.errors import ConfigError
@@ -574,3 +577,52 @@ async def test_the_service_notifier_uses_the_notifications_transport_url(
         await service.stop()
         await listener.stop()
         await listener_transport.close()
+
+
+# --- the dialect, line by line, against oslo.config's own parser ----------------------------
+
+_SECTIONS = st.sampled_from(
+    ["DEFAULT", "default", "oslo_messaging_rabbit", "OSLO_Messaging_Rabbit", "libvirt"]
+)
+_KEYS = st.sampled_from(["host", "Host", "transport_url", "driver", "topics", "a-b", "x y"])
+# Values as a line holds them: quotes, comment and delimiter characters, references, spaces.
+_VALUES = st.text(alphabet=st.sampled_from(list("ab1 :=#;%$'\"{}[],.\t")), max_size=12).map(
+    str.strip
+)
+_CONTINUATIONS = st.lists(
+    _VALUES.filter(lambda text: bool(text) and not text.startswith(("#", ";"))), max_size=2
+)
+
+
+@st.composite
+def _ini_texts(draw: st.DrawFn) -> str:
+    lines: list[str] = []
+    for _ in range(draw(st.integers(1, 4))):
+        lines.append(f"[{draw(_SECTIONS)}]")
+        for _ in range(draw(st.integers(0, 4))):
+            kind = draw(st.sampled_from(["=", ":", " = ", ": ", "comment", "blank"]))
+            if kind == "comment":
+                lines.append(draw(st.sampled_from(["#", ";"])) + draw(_VALUES))
+            elif kind == "blank":
+                lines.append("")
+            else:
+                lines.append(f"{draw(_KEYS)}{kind}{draw(_VALUES)}")
+                lines.extend(
+                    draw(st.sampled_from(["  ", "\t"])) + line for line in draw(_CONTINUATIONS)
+                )
+    return "\n".join(lines) + "\n"
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(text=_ini_texts())
+def test_the_ini_reader_reads_what_oslo_config_parser_reads(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "any.conf"
+    path.write_text(text)
+    oslo_sections: dict[str, dict[str, list[str]]] = {}
+    normalized: dict[str, dict[str, list[str]]] = {}
+    parser = cfg.ConfigParser(str(path), oslo_sections)
+    parser._add_normalized(normalized)
+    parser.parse()
+    assert read_ini(path) == normalized

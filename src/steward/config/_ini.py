@@ -78,14 +78,14 @@ class _Parser(configparser.RawConfigParser):
 def read_ini(path: Path) -> dict[str, dict[str, list[str]]]:
     """Return section -> key -> every value assigned to it in ``path``, in the file's order.
 
-    Section names other than ``DEFAULT`` are lower-cased. Raises
+    Section names other than ``DEFAULT`` are lower-cased (:func:`_folded_sections`). Raises
     :class:`~steward.errors.ConfigError` naming the file and the line for a file it cannot
     read; the line is shown with any credentials masked.
     """
     parser = _Parser()
     try:
-        with path.open(encoding="utf-8") as stream:
-            parser.read_file(stream, source=str(path))
+        text = path.read_text(encoding="utf-8")
+        parser.read_string(_folded_sections(text), source=str(path))
     except OSError as exc:
         raise ConfigError(f"config file {str(path)!r} cannot be read: {exc}") from exc
     except UnicodeDecodeError as exc:
@@ -97,9 +97,10 @@ def read_ini(path: Path) -> dict[str, dict[str, list[str]]]:
         ) from exc
     except configparser.ParsingError as exc:
         # configparser's errors hold each line's repr; the file's own line reads better.
-        text = path.read_text(encoding="utf-8").splitlines()
+        file_lines = text.splitlines()
         lines = ", ".join(
-            f"line {lineno} {mask_text(repr(text[lineno - 1].strip()))}" for lineno, _ in exc.errors
+            f"line {lineno} {mask_text(repr(file_lines[lineno - 1].strip()))}"
+            for lineno, _ in exc.errors
         )
         raise ConfigError(
             f"config file {str(path)!r} is not an oslo.config INI file: expected `key = value`, "
@@ -114,14 +115,28 @@ def read_ini(path: Path) -> dict[str, dict[str, list[str]]]:
     found: dict[str, dict[str, list[str]]] = {}
     for section in parser.sections():
         options = raw[section]
-        name = section if section == DEFAULT_SECTION else section.lower()
-        into = found.setdefault(name, {})
+        into = found.setdefault(section, {})
         for key, value in options.items():
             earlier = options.earlier.get(key, []) if isinstance(options, _Assignments) else []
             values = [_unquoted("\n".join(lines).rstrip()) for lines in earlier]
             values.append(_unquoted(value if isinstance(value, str) else ""))
             into.setdefault(key, []).extend(values)
     return found
+
+
+def _folded_sections(text: str) -> str:
+    """Return ``text`` with its section names folded as oslo.config folds them, line for line.
+
+    configparser's section names are case-sensitive; folding them before it reads makes
+    ``[OSLO_MESSAGING_RABBIT]`` and a later ``[oslo_messaging_rabbit]`` one section, whose
+    assignments keep the file's order.
+    """
+    lines = text.splitlines(keepends=True)
+    for index, line in enumerate(lines):
+        stripped = line.rstrip()
+        if stripped.startswith("[") and stripped.endswith("]") and stripped != "[DEFAULT]":
+            lines[index] = stripped.lower() + line[len(stripped) :]
+    return "".join(lines)
 
 
 def _unquoted(value: str) -> str:
