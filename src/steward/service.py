@@ -200,14 +200,23 @@ class Service:
         self._stopped = False
         self._stop_lock = asyncio.Lock()
         self.last_heartbeat: float | None = None  # on self.clock
+        # Notifications' own transport (notification_transport_url), which the service closes.
+        self._notification_transport: Transport | None = None
         manager.bind(self._bindings())
 
     def _bindings(self) -> ManagerBindings[Database]:
         """Return what the manager is handed (see :class:`~steward.manager.ManagerBindings`)."""
         notifier = None  # noop: the manager keeps the one it has (a test may have given one)
         if self.settings.notification_driver != "noop":
+            transport = self.transport
+            if self.settings.notification_transport_url is not None:
+                # oslo's [oslo_messaging_notifications] transport_url: a broker of their own.
+                transport = get_transport(
+                    self.settings.notification_transport_url, settings=self.settings
+                )
+                self._notification_transport = transport
             notifier = Notifier(
-                self.transport,
+                transport,
                 self.manager.notifier.publisher_id,
                 driver=self.settings.notification_driver,
                 topics=self.settings.notification_topics,
@@ -496,6 +505,8 @@ class Service:
             self._console = None
         if self._own_transport:
             await self.transport.close()
+        if self._notification_transport is not None:
+            await self._notification_transport.close()
         if self._own_registry:
             await self.registry.db.dispose()
         self.executor.shutdown(wait=False)

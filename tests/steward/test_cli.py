@@ -35,8 +35,18 @@ def test_config_show_gives_every_option_with_its_source(
     assert result.exit_code == 0, result.output
     rows = json.loads(result.output)
     assert set(rows) == set(steward.Settings.option_names())
-    assert rows["control_exchange"] == {"value": "nova", "source": "file", "mutable": False}
-    assert rows["report_interval"] == {"value": 4.0, "source": "environment", "mutable": True}
+    assert rows["control_exchange"] == {
+        "value": "nova",
+        "source": "file",
+        "location": str(path),
+        "mutable": False,
+    }
+    assert rows["report_interval"] == {
+        "value": 4.0,
+        "source": "environment",
+        "location": "STEWARD_REPORT_INTERVAL",
+        "mutable": True,
+    }
     assert rows["transport_url"]["value"] == "amqp://guest:***@127.0.0.1:5672/"
     assert rows["transport_url"]["source"] == "command line"
     assert rows["host"]["source"] == "default"

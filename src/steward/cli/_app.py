@@ -41,7 +41,7 @@ _stderr = Console(stderr=True)
 class Options:
     """What the global options said, for the subcommands."""
 
-    config_file: Path | None = None
+    config_files: typing.ClassVar[list[Path]] = []
     overrides: typing.ClassVar[dict[str, str]] = {}
     set_args: typing.ClassVar[list[str]] = []
     debug: bool = False
@@ -66,8 +66,12 @@ def _parse_overrides(pairs: list[str]) -> dict[str, str]:
 @app.callback()
 def _main(
     config_file: typing.Annotated[
-        Path | None,
-        typer.Option("--config-file", help="TOML file of settings.", envvar="STEWARD_CONFIG_FILE"),
+        list[Path] | None,
+        typer.Option(
+            "--config-file",
+            help="Settings file: TOML, or oslo.config INI (nova.conf). Repeatable, later wins.",
+            envvar="STEWARD_CONFIG_FILE",
+        ),
     ] = None,
     set_: typing.Annotated[
         list[str] | None,
@@ -84,7 +88,7 @@ def _main(
     ] = False,
 ) -> None:
     """Run, inspect and call steward services."""
-    Options.config_file = config_file
+    Options.config_files = list(config_file or [])
     Options.set_args = list(set_ or [])
     Options.overrides = _parse_overrides(Options.set_args)
     Options.debug = debug
@@ -92,7 +96,7 @@ def _main(
 
 def load() -> config.Settings:
     """Return the settings the global options give (file, environment, ``--set``)."""
-    return config.load_settings(config_file=Options.config_file, overrides=Options.overrides)
+    return config.load_settings(config_file=Options.config_files, overrides=Options.overrides)
 
 
 P = typing.ParamSpec("P")

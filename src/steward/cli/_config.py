@@ -1,4 +1,9 @@
-"""``steward config show``: the effective settings, where each came from, secrets masked."""
+"""``steward config show``: the effective settings, where each came from, secrets masked.
+
+Where: the source (default, file, environment, command line) and, for a file, which file and,
+for an oslo INI file, which section (``file /etc/nova/nova.conf [oslo_messaging_rabbit]``); for
+the environment, the variable.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ import orjson
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from steward.cli._app import errors_are_one_line, load
 
@@ -29,7 +35,12 @@ def config_show(
     mutable = settings.mutable_options()
     if as_json:
         rows = {
-            name: {"value": value, "source": settings.origin(name), "mutable": name in mutable}
+            name: {
+                "value": value,
+                "source": settings.origin(name),
+                "location": settings.location(name),
+                "mutable": name in mutable,
+            }
             for name, value in values.items()
         }
         typer.echo(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
@@ -42,5 +53,10 @@ def config_show(
     for name, value in values.items():
         shown = value if isinstance(value, str) else repr(value)
         reload = "SIGHUP" if name in mutable else "restart"
-        table.add_row(name, shown, settings.origin(name), reload)
+        location = settings.location(name)
+        source = (
+            settings.origin(name) if location is None else f"{settings.origin(name)} {location}"
+        )
+        # Text, never markup: an INI section ([oslo_messaging_rabbit]) reads as a style tag.
+        table.add_row(name, Text(shown), Text(source), reload)
     Console().print(table)

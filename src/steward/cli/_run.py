@@ -57,8 +57,8 @@ def run(
     _configure_logging(settings)
     if workers > 1:
         command = [sys.executable, "-m", "steward"]
-        if Options.config_file is not None:
-            command += ["--config-file", str(Options.config_file)]
+        for path in Options.config_files:
+            command += ["--config-file", str(path)]
         for pair in Options.set_args:
             command += ["--set", pair]
         command += ["run", manager, "--topic", topic, "--workers", "1"]

@@ -8,15 +8,15 @@ Within one source the sectioned spelling wins over the flat one.
 
 In the environment the sectioned spelling is ``STEWARD_RABBIT__QUORUM_QUEUE`` (pydantic-settings'
 ``env_nested_delimiter``, two underscores) and the flat one ``STEWARD_RABBIT_QUORUM_QUEUE``.
+
+The config files (TOML, or oslo.config INI) are read by :mod:`steward.config._files`.
 """
 
 from __future__ import annotations
 
-import contextvars
 import functools
 import os
 import typing
-from pathlib import Path
 
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
@@ -24,7 +24,6 @@ from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
     PydanticBaseSettingsSource,
-    TomlConfigSettingsSource,
 )
 
 from steward.config._option import flat_name
@@ -34,7 +33,6 @@ __all__ = [
     "ENV_PREFIX",
     "FlatEnvironmentSource",
     "NestedSource",
-    "config_file",
     "dotted",
     "environment_names",
     "flat_aliases",
@@ -44,12 +42,6 @@ __all__ = [
 
 ENV_PREFIX = "STEWARD_"
 ENV_NESTED_DELIMITER = "__"
-
-# The TOML file of the load in progress. Pydantic-settings builds its sources in a classmethod,
-# so the path travels to it here rather than through the constructor.
-config_file: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
-    "steward_config_file", default=None
-)
 
 
 @functools.cache
@@ -179,13 +171,6 @@ class FlatEnvironmentSource(PydanticBaseSettingsSource):
             if f"{ENV_PREFIX}{flat}".upper() in environ
         }
         return typing.cast("dict[str, typing.Any]", nest(self.settings_cls, found))
-
-
-def file_values(settings_cls: type[BaseSettings], path: Path) -> dict[str, typing.Any]:
-    """Return the TOML file's values, flat names moved into their sections."""
-    return typing.cast(
-        "dict[str, typing.Any]", nest(settings_cls, TomlConfigSettingsSource(settings_cls, path)())
-    )
 
 
 def environment_values(settings_cls: type[BaseSettings]) -> dict[str, typing.Any]:

@@ -20,10 +20,9 @@ from pydantic_settings import (
     NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
-    TomlConfigSettingsSource,
 )
 
-from steward.config import _sources
+from steward.config import _files, _sources
 from steward.config._option import flag, option
 from steward.config._sources import ENV_NESTED_DELIMITER, ENV_PREFIX
 from steward.config.nats import NatsSettings
@@ -36,7 +35,7 @@ __all__ = ["Settings"]
 class Settings(BaseSettings):
     """Every steward option, with its default. Frozen: a reload makes a new object.
 
-    Construct it with :func:`~steward.config.load_settings` to read a TOML file and get
+    Construct it with :func:`~steward.config.load_settings` to read config files and get
     :class:`~steward.errors.ConfigError`s; ``Settings()`` alone reads the defaults and the
     environment. A transport's options are a section of their own (:attr:`rabbit`,
     :attr:`nats`); their flat oslo names are accepted as input too (see :mod:`steward.config`).
@@ -129,6 +128,13 @@ class Settings(BaseSettings):
     notification_topics: typing.Annotated[list[str], NoDecode] = option(
         ["notifications"], "Topics notifications are sent to (comma-separated or JSON)."
     )
+    notification_transport_url: str | None = option(
+        None,
+        "Where notifications travel, if not over transport_url (oslo's "
+        "[oslo_messaging_notifications] transport_url). Unset: transport_url.",
+        secret=True,
+        min_length=1,
+    )
     report_directory: str | None = option(
         None, "Directory SIGUSR2 writes service reports to; unset: the log.", mutable=True
     )
@@ -162,7 +168,8 @@ class Settings(BaseSettings):
     )
 
     _origins: dict[str, str] = PrivateAttr(default_factory=dict)
-    _read_from: tuple[Path | None, dict[str, object]] = PrivateAttr(default=(None, {}))
+    _locations: dict[str, str] = PrivateAttr(default_factory=dict)
+    _read_from: tuple[tuple[Path, ...], dict[str, object]] = PrivateAttr(default=((), {}))
 
     @field_validator("allowed_remote_exmods", "notification_topics", mode="before")
     @classmethod
@@ -197,7 +204,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Order the sources: command line (init) > environment > TOML file > defaults.
+        """Order the sources: command line (init) > environment > config files > defaults.
 
         Each source's flat oslo names go into their sections before the sources are merged.
         """
@@ -206,10 +213,9 @@ class Settings(BaseSettings):
             env_settings,
             _sources.FlatEnvironmentSource(settings_cls),
         ]
-        path = _sources.config_file.get()
-        if path is not None:
-            toml = TomlConfigSettingsSource(settings_cls, path)
-            ordered.append(_sources.NestedSource(settings_cls, toml))
+        paths = _files.config_files.get()
+        if paths:
+            ordered.append(_files.FileSource(settings_cls, paths))
         return tuple(ordered)
 
     @classmethod
@@ -254,6 +260,20 @@ class Settings(BaseSettings):
             raise KeyError(name)
         return self._origins.get(name, "default")
 
+    def location(self, name: str) -> str | None:
+        """Where in its source option ``name`` was set; None for a default or the command line.
+
+        The file, and for an oslo INI file its section (``/etc/nova/nova.conf [DEFAULT]``), or
+        the environment variable. ``name`` is spelled as for :meth:`origin` (a section's option
+        only, not a whole section).
+        """
+        aliases = _sources.flat_aliases(type(self))
+        if name in aliases:
+            name = ".".join(aliases[name])
+        if name not in type(self).option_names():
+            raise KeyError(name)
+        return self._locations.get(name)
+
     def reread(self) -> Settings:
         """Return new settings read from the same sources: the file, the environment, overrides.
 
@@ -262,8 +282,8 @@ class Settings(BaseSettings):
         """
         from steward.config.loading import load_settings  # noqa: PLC0415 - loading imports us
 
-        path, overrides = self._read_from
-        return load_settings(config_file=path, overrides=overrides)
+        paths, overrides = self._read_from
+        return load_settings(config_file=paths, overrides=overrides)
 
     def masked(self, *, dotted: bool = False) -> dict[str, object]:
         """Return the options as a dict, with credentials replaced by ``***`` (:func:`mask_url`).
