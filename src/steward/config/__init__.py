@@ -1,6 +1,7 @@
-"""Typed settings: defaults, a TOML file, the environment and the command line.
+"""Typed settings: defaults, configuration files, the environment and the command line.
 
-Sources, later wins: the defaults < the TOML file given as ``--config-file`` < environment
+Sources, later wins: the defaults < the files given as ``--config-file`` (TOML, or oslo.config
+INI such as an existing nova.conf; a later file wins) < environment
 variables ``STEWARD_<NAME>`` < command-line overrides. :func:`load_settings` reads them all and
 reports a bad value as a :class:`~steward.errors.ConfigError` that names the option, the value,
 where it came from and what is allowed.
