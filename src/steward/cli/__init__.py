@@ -10,7 +10,9 @@ the same arguments sees. Commands, one module per topic:
   ``steward report HOST BINARY`` — a running service's report (:mod:`steward.report`) (``_rpc``);
 * ``steward config show`` — effective settings, their source, secrets masked (``_config``);
 * ``steward db upgrade`` / ``steward db current`` — the registry's schema, and
-  ``steward services list|enable|disable`` — the registry (``_registry``).
+  ``steward services list|enable|disable`` — the registry (``_registry``);
+* ``steward api export|check`` — a manager's RPC API as AsyncAPI, and the version-bump check of
+  its contract file (``_api``).
 
 ``_app`` holds the app, its global options and the one-line errors: an error is one line on
 stderr and a non-zero exit; ``--debug`` shows the traceback. What a command needs beyond typer
@@ -20,6 +22,7 @@ and rich (settings, the database, the transports, the launcher) is imported when
 
 from __future__ import annotations
 
+from steward.cli._api import api_app
 from steward.cli._app import app
 from steward.cli._config import config_app
 from steward.cli._registry import db_app, services_app
@@ -35,6 +38,7 @@ app.command("report")(service_report)
 app.add_typer(config_app, name="config")
 app.add_typer(db_app, name="db")
 app.add_typer(services_app, name="services")
+app.add_typer(api_app, name="api")
 
 
 def main() -> None:
