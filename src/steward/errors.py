@@ -14,6 +14,9 @@
     ├── BindingError (RuntimeError)        a manager was handed its collaborators twice, or late
     ├── PeriodicTaskError                  a periodic task was declared wrongly
     │   └── InvalidPeriodicTaskArg (ValueError, TypeError)
+    ├── ObjectError                        a versioned object could not be built, read or sent
+    │   ├── IncompatibleObjectVersion      an object version newer than this process knows
+    │   └── UnsupportedObjectError         an object (or namespace) this process has no class for
     └── MessagingError                     anything RPC (oslo.messaging's names)
         ├── InvalidTransportURL (ValueError)   unknown scheme or malformed transport URL
         ├── InvalidTarget (ValueError)     a Target that cannot be sent to (no topic, call+fanout)
@@ -49,6 +52,7 @@ __all__ = [
     "ConfigError",
     "DriverLoadError",
     "DriverNotFound",
+    "IncompatibleObjectVersion",
     "InvalidArguments",
     "InvalidPeriodicTaskArg",
     "InvalidTarget",
@@ -61,6 +65,7 @@ __all__ = [
     "MessagingTimeout",
     "MissingDependency",
     "NoSuchMethod",
+    "ObjectError",
     "PeriodicTaskError",
     "RPCDispatchError",
     "RPCVersionCapError",
@@ -71,6 +76,7 @@ __all__ = [
     "ServiceStartError",
     "StewardError",
     "TransportClosed",
+    "UnsupportedObjectError",
     "UnsupportedVersion",
 ]
 
@@ -176,6 +182,34 @@ class InvalidPeriodicTaskArg(PeriodicTaskError, ValueError, TypeError):
     The name follows oslo.service's ``InvalidPeriodicTaskArg``; it is both a ``ValueError`` and a
     ``TypeError`` so either ``except`` clause catches it.
     """
+
+
+class ObjectError(StewardError):
+    """A versioned object could not be built, read or sent."""
+
+
+class IncompatibleObjectVersion(ObjectError):
+    """A primitive names a version of its object that this process does not know (too new).
+
+    Raised by :meth:`steward.objects.VersionedObject.obj_from_primitive` (so by a server given
+    such an object as an argument), with OVO's words.
+    """
+
+    def __init__(self, objname: str, objver: str, supported: str) -> None:
+        super().__init__(objname, objver, supported)  # the args re-create it across RPC
+        self.objname = objname
+        self.objver = objver
+        self.supported = supported
+
+    def __str__(self) -> str:
+        return (
+            f"Version {self.objver} of {self.objname} is not supported, supported version is "
+            f"{self.supported}"
+        )
+
+
+class UnsupportedObjectError(ObjectError):
+    """A primitive names an object (or namespace) this process has no class for."""
 
 
 class MessagingError(StewardError):

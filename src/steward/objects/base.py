@@ -27,7 +27,7 @@ import copy
 import dataclasses
 import typing
 
-from steward.errors import StewardError
+from steward.errors import IncompatibleObjectVersion, ObjectError, UnsupportedObjectError
 from steward.objects._fields import Field, fields_of
 
 __all__ = [
@@ -49,26 +49,6 @@ def parse_version(version: str) -> tuple[int, int]:
     if not dot or not major.isdigit() or not minor.isdigit() or len(version) > _LONGEST_VERSION:
         raise ValueError(f"an object version is 'MAJOR.MINOR', got {version!r}")
     return int(major), int(minor)
-
-
-class ObjectError(StewardError):
-    """A versioned object could not be built, read or sent."""
-
-
-class IncompatibleObjectVersion(ObjectError):
-    """A primitive names a version of its object that this process does not know (too new)."""
-
-    def __init__(self, objname: str, objver: str, supported: str) -> None:
-        super().__init__(
-            f"Version {objver} of {objname} is not supported, supported version is {supported}"
-        )
-        self.objname = objname
-        self.objver = objver
-        self.supported = supported
-
-
-class UnsupportedObjectError(ObjectError):
-    """A primitive names an object (or namespace) this process has no class for."""
 
 
 class VersionedObjectRegistry:

@@ -36,7 +36,13 @@ import pydantic
 
 from steward._aio import in_thread
 from steward.context import RequestContext, bind
-from steward.errors import InvalidArguments, NoSuchMethod, UnsupportedVersion
+from steward.errors import (
+    InvalidArguments,
+    NoSuchMethod,
+    UnsupportedObjectError,
+    UnsupportedVersion,
+)
+from steward.objects.convert import holds_objects, objects_from
 from steward.redact import shorten
 from steward.rpc import wire
 from steward.rpc.serializer import Serializer
@@ -93,6 +99,7 @@ class _Argument:
     adapter: pydantic.TypeAdapter[typing.Any] | None  # None: annotated Any, nothing to check
     plain: bool  # a type checked the same from Python as from JSON (see _PLAIN_TYPES)
     required: bool
+    objects: typing.Any = None  # the annotation, when it holds versioned objects to make
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -210,6 +217,7 @@ def _build_method(name: str, fn: Callable[..., object]) -> _Method:
             adapter=None if annotation in (typing.Any, object) else _adapter(annotation),
             plain=_is_plain(annotation),
             required=parameter.default is inspect.Parameter.empty,
+            objects=annotation if holds_objects(annotation) else None,
         )
     return _Method(
         name=name,
@@ -270,6 +278,13 @@ def _validate(
     for name, value in raw.items():
         argument = method.arguments.get(name)
         converted = deserialize(context, value)
+        if argument is not None and argument.objects is not None:
+            # An object arrives as its class (a too new one raises IncompatibleObjectVersion).
+            try:
+                converted = objects_from(argument.objects, converted)
+            except UnsupportedObjectError as exc:
+                problems.append(f"argument `{name}` ({argument.expected}): {exc}")
+                continue
         if argument is None:
             if method.takes_extra:
                 kwargs[name] = converted

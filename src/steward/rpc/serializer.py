@@ -3,7 +3,8 @@
 As oslo.messaging's ``Serializer``: the client calls :meth:`Serializer.serialize_entity` on each
 argument and :meth:`Serializer.deserialize_entity` on the result; the server does the reverse;
 :meth:`Serializer.serialize_context` / :meth:`Serializer.deserialize_context` carry the request
-context. The default serializer passes JSON values through and carries a
+context. The default serializer passes JSON values through, sends versioned objects
+(:mod:`steward.objects`) as their primitives, and carries a
 :class:`~steward.context.RequestContext` as oslo.context's dict.
 """
 
@@ -12,12 +13,13 @@ from __future__ import annotations
 import typing
 
 from steward.context import RequestContext
+from steward.objects.convert import to_primitives
 
 __all__ = ["NoOpSerializer", "Serializer"]
 
 
 class Serializer:
-    """Base serializer: JSON values pass through; contexts travel as ``RequestContext.to_dict``.
+    """Base serializer: JSON values pass through, objects as primitives; contexts as dicts.
 
     Subclass it to carry your own types (override the ``*_entity`` methods) or your own context
     class (override the ``*_context`` methods). ``context`` is the request's context, for
@@ -25,8 +27,12 @@ class Serializer:
     """
 
     def serialize_entity(self, context: RequestContext | None, entity: object) -> object:
-        """Return a JSON-ready form of ``entity`` (an argument or a result)."""
-        return entity
+        """Return a JSON-ready form of ``entity`` (an argument or a result).
+
+        Versioned objects in it go as their primitives (at their own versions: an
+        :class:`~steward.objects.serializer.ObjectSerializer` backports them).
+        """
+        return to_primitives(entity)
 
     def deserialize_entity(self, context: RequestContext | None, entity: object) -> object:
         """Return the object that the JSON value ``entity`` stands for."""
