@@ -259,7 +259,7 @@ class RPCClient:
                 ) from exc
             raise MessagingTimeout(
                 f"Timed out waiting for a reply to message ID {msg_id} "
-                f"({method!r} on {self.target.topic}, after timeout={seconds:g} s)"
+                f"({method!r} on {self.target.topic}, after {seconds:g} s: the call's timeout)"
             ) from exc
         finally:
             replies.forget(msg_id)

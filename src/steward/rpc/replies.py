@@ -37,15 +37,17 @@ class PendingCall:
 
     :meth:`wait` returns the final reply. A server running a request whose caller set
     ``call_monitor_timeout`` (``_timeout`` on the wire) sends ``ending: false`` replies with no
-    result while the method runs, as oslo's call-monitor heartbeats; each one counts in
-    :attr:`heartbeats` and gives the waiting call another ``call_monitor_timeout`` seconds.
+    result while the method runs, as oslo's call-monitor heartbeats; each one gives the waiting
+    call another ``call_monitor_timeout`` seconds, counts in :attr:`heartbeats` and sets
+    :attr:`heartbeat` (an observer clears it to see the next one).
     """
 
-    __slots__ = ("_monitor", "_reply", "_watchdog", "heartbeats", "msg_id")
+    __slots__ = ("_monitor", "_reply", "_watchdog", "heartbeat", "heartbeats", "msg_id")
 
     def __init__(self, msg_id: str) -> None:
         self.msg_id = msg_id
         self.heartbeats = 0
+        self.heartbeat = asyncio.Event()
         self._reply: asyncio.Future[wire.Reply] = asyncio.get_running_loop().create_future()
         self._monitor: float | None = None
         self._watchdog: asyncio.Timeout | None = None
@@ -74,6 +76,7 @@ class PendingCall:
     def _beat(self) -> None:
         """Count a heartbeat (the server still runs the call) and push the watchdog's deadline."""
         self.heartbeats += 1
+        self.heartbeat.set()
         if self._watchdog is not None and self._monitor is not None:
             self._watchdog.reschedule(asyncio.get_running_loop().time() + self._monitor)
 
