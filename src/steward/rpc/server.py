@@ -9,7 +9,8 @@ does the same around a block. The steps are public too: ``await server.start()``
 requests in flight and returns those still running after the grace period to their queue
 (nothing accepted is lost), ``await server.aclose()`` does all of that and releases the server.
 
-Each request runs as a task of the server's :class:`~steward._aio.TaskGroup`. A listener whose
+Each request runs as a task of the server's :class:`~steward._aio.TaskGroup`; a call whose caller
+set ``call_monitor_timeout`` gets oslo's heartbeat replies while its method runs. A listener whose
 consumer dies, or a request task that fails outside its own error handling, fails the server at
 once: :attr:`RPCServer.failure` holds the error, ``on_crash`` (given by the owner: a
 :class:`~steward.service.Service` stops with it) is told, and :meth:`RPCServer.serve` raises it.
