@@ -22,6 +22,7 @@ from steward import config
 from steward.context import RequestContext, get_current
 from steward.errors import (
     InvalidTarget,
+    MessageDeliveryFailure,
     MessageUndeliverable,
     MessagingTimeout,
     RPCVersionCapError,
@@ -44,6 +45,12 @@ class RPCClient:
     """Calls and casts to the servers of ``target``'s topic over ``transport``.
 
     ``timeout`` bounds each call (None: the ``rpc_response_timeout`` setting, read at call time);
+    ``call_monitor_timeout`` (None: off) fails a call that hears nothing from its server for that
+    many seconds: the server sends heartbeats while the method runs, so a call may wait a long
+    ``timeout`` and still notice a dead server soon (oslo's option of that name);
+    ``retry`` is how often a send the transport failed to hand over is tried again (None or -1:
+    for ever, 0: never, N: N more times; see docs/rpc.md);
+    ``transport_options`` is accepted for oslo's signature and not used;
     ``version_cap`` is the highest version this client may send (None: no cap);
     ``serializer`` converts arguments, results and the context (default :class:`Serializer`).
     ``allowed_remote_exmods`` lists modules whose exceptions are re-raised by class (None: the
@@ -61,6 +68,9 @@ class RPCClient:
         serializer: Serializer | None = None,
         allowed_remote_exmods: typing.Sequence[str] | None = None,
         settings: config.Settings | None = None,
+        retry: int | None = None,
+        call_monitor_timeout: float | None = None,
+        transport_options: typing.Mapping[str, object] | None = None,
     ) -> None:
         if not isinstance(target, Target):
             raise InvalidTarget(f"`target` must be a Target, got {target!r}", target)
@@ -68,6 +78,16 @@ class RPCClient:
             parse_version(version_cap)
         if timeout is not None and timeout <= 0:
             raise ValueError(f"`timeout` must be a number of seconds > 0, got {timeout!r}")
+        if call_monitor_timeout is not None and not call_monitor_timeout > 0:
+            raise ValueError(
+                f"`call_monitor_timeout` must be a number of seconds > 0 or None, got "
+                f"{call_monitor_timeout!r}"
+            )
+        if retry is not None and (isinstance(retry, bool) or retry < -1):
+            raise ValueError(
+                f"`retry` must be None or -1 (for ever), 0 (never) or a number of retries, "
+                f"got {retry!r}"
+            )
         self.transport = transport
         self.target = target
         self.timeout = timeout
@@ -77,38 +97,58 @@ class RPCClient:
             tuple(allowed_remote_exmods) if allowed_remote_exmods is not None else None
         )
         self.settings = settings
+        self.retry = None if retry == -1 else retry
+        self.call_monitor_timeout = call_monitor_timeout
+        self.transport_options = dict(transport_options or {})
 
     def prepare(
         self,
         *,
-        server: str | None = _UNSET,
-        version: str = _UNSET,
-        namespace: str | None = _UNSET,
-        fanout: bool = _UNSET,
         exchange: str | None = _UNSET,
+        topic: str | None = _UNSET,
+        namespace: str | None = _UNSET,
+        version: str = _UNSET,
+        server: str | None = _UNSET,
+        fanout: bool = _UNSET,
         timeout: float | None = _UNSET,
         version_cap: str | None = _UNSET,
+        retry: int | None = _UNSET,
+        call_monitor_timeout: float | None = _UNSET,
+        transport_options: typing.Mapping[str, object] | None = _UNSET,
     ) -> RPCClient:
-        """Return a client like this one with the given target fields and options changed."""
+        """Return a client like this one with the given target fields and options changed.
+
+        The arguments are oslo's ``RPCClient.prepare``'s, with their meaning: the target's
+        fields, then the client's options (see :class:`RPCClient`). One left out keeps this
+        client's value; None sets None (``timeout=None``: the setting's default again).
+        """
         changes = {
             name: value
             for name, value in (
-                ("server", server),
-                ("version", version),
-                ("namespace", namespace),
-                ("fanout", fanout),
                 ("exchange", exchange),
+                ("topic", topic),
+                ("namespace", namespace),
+                ("version", version),
+                ("server", server),
+                ("fanout", fanout),
             )
             if value is not _UNSET
         }
+
+        def kept(value: typing.Any, current: typing.Any) -> typing.Any:  # noqa: ANN401
+            return current if value is _UNSET else value
+
         return RPCClient(
             self.transport,
             self.target.replace(**changes),
-            timeout=self.timeout if timeout is _UNSET else timeout,
-            version_cap=self.version_cap if version_cap is _UNSET else version_cap,
+            timeout=kept(timeout, self.timeout),
+            version_cap=kept(version_cap, self.version_cap),
             serializer=self.serializer,
             allowed_remote_exmods=self.allowed_remote_exmods,
             settings=self.settings,
+            retry=kept(retry, self.retry),
+            call_monitor_timeout=kept(call_monitor_timeout, self.call_monitor_timeout),
+            transport_options=kept(transport_options, self.transport_options),
         )
 
     def can_send_version(self, version: str | None = None) -> bool:
@@ -146,6 +186,7 @@ class RPCClient:
             version=self.target.version,
             msg_id=msg_id,
             reply_q=reply_q,
+            call_monitor_timeout=self.call_monitor_timeout,
         )
         try:
             return wire.encode(inner, max_size=self.transport.max_message_size)
@@ -180,6 +221,7 @@ class RPCClient:
     ) -> wire.Reply:
         replies = self.transport.replies
         msg_id = wire.new_id()
+        monitor = self.call_monitor_timeout
         sent = False
         try:
             # The timeout covers everything the call waits for: connecting to the broker (the
@@ -187,18 +229,27 @@ class RPCClient:
             async with asyncio.timeout(seconds):
                 reply_to = await replies.address()
                 body = self._body(context, method, kwargs, msg_id=msg_id, reply_q=reply_to)
-                future = replies.expect(msg_id)
+                call = replies.expect(msg_id)
                 # The reply confirms the request, so the request needs no publisher confirm.
-                await self.transport.send(
-                    self.target, body, expiration=seconds, confirm=False, call_id=msg_id
-                )
+                await self._send(body, expiration=seconds, confirm=False, call_id=msg_id)
                 sent = True
-                return await future
+                try:
+                    return await call.wait(call_monitor_timeout=monitor)
+                except TimeoutError as exc:
+                    # The watchdog's only: the overall timeout ends the scope around this one.
+                    raise MessagingTimeout(
+                        f"Timed out waiting for a reply to message ID {msg_id} ({method!r} on "
+                        f"{self.target.topic}): neither a reply nor a heartbeat came within "
+                        f"call_monitor_timeout={monitor:g} s ({call.heartbeats} heartbeats "
+                        "before); the server died or stopped answering"
+                    ) from exc
         except MessageUndeliverable:
             if not sent:
                 raise  # send() knew at once, and said where
             # The transport learnt it later (the broker returned the request): say where.
             raise MessageUndeliverable(_destination(self.target)) from None
+        except MessagingTimeout:
+            raise
         except TimeoutError as exc:
             if not sent:
                 raise MessagingTimeout(
@@ -208,10 +259,54 @@ class RPCClient:
                 ) from exc
             raise MessagingTimeout(
                 f"Timed out waiting for a reply to message ID {msg_id} "
-                f"({method!r} on {self.target.topic}, after {seconds:g} s)"
+                f"({method!r} on {self.target.topic}, after {seconds:g} s: the call's timeout)"
             ) from exc
         finally:
             replies.forget(msg_id)
+
+    async def _send(
+        self,
+        body: bytes,
+        *,
+        expiration: float | None = None,
+        confirm: bool,
+        call_id: str | None = None,
+    ) -> None:
+        """Send ``body`` to the target, again after a failure to hand it over, as ``retry`` says.
+
+        oslo's ``retry``: None for ever, 0 never, N at most N more times. Only a failure to hand
+        the message over is tried again (:class:`MessageDeliveryFailure`): not a message that no
+        server listens for (:class:`MessageUndeliverable`), nor a closed transport. Between
+        attempts it waits as the transport reconnects: ``rabbit_retry_interval``, plus
+        ``rabbit_retry_backoff`` per attempt, at most ``rabbit_interval_max`` seconds.
+        """
+        failures = 0
+        while True:
+            try:
+                await self.transport.send(
+                    self.target, body, expiration=expiration, confirm=confirm, call_id=call_id
+                )
+            except MessageUndeliverable:
+                raise
+            except MessageDeliveryFailure as exc:
+                if self.retry is not None and failures >= self.retry:
+                    raise
+                rabbit = self._settings().rabbit
+                delay = min(
+                    rabbit.retry_interval + rabbit.retry_backoff * failures, rabbit.interval_max
+                )
+                failures += 1
+                LOG.warning(
+                    "Could not send to %s (%s); trying again in %g s (retry %d of %s)",
+                    _destination(self.target),
+                    exc,
+                    delay,
+                    failures,
+                    "unlimited" if self.retry is None else self.retry,
+                )
+                await asyncio.sleep(delay)
+                continue
+            return
 
     def _context(self, context: RequestContext | None) -> dict[str, typing.Any]:
         values = self.serializer.serialize_context(context)
@@ -240,7 +335,7 @@ class RPCClient:
         context = context if context is not None else get_current()
         with self._span(method, "cast", SpanKind.PRODUCER):
             body = self._body(context, method, kwargs)
-            await self.transport.send(self.target, body, confirm=True)
+            await self._send(body, confirm=True)
 
     def _allowed_modules(self) -> typing.Sequence[str]:
         if self.allowed_remote_exmods is not None:

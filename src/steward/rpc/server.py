@@ -9,7 +9,8 @@ does the same around a block. The steps are public too: ``await server.start()``
 requests in flight and returns those still running after the grace period to their queue
 (nothing accepted is lost), ``await server.aclose()`` does all of that and releases the server.
 
-Each request runs as a task of the server's :class:`~steward._aio.TaskGroup`. A listener whose
+Each request runs as a task of the server's :class:`~steward._aio.TaskGroup`; a call whose caller
+set ``call_monitor_timeout`` gets oslo's heartbeat replies while its method runs. A listener whose
 consumer dies, or a request task that fails outside its own error handling, fails the server at
 once: :attr:`RPCServer.failure` holds the error, ``on_crash`` (given by the owner: a
 :class:`~steward.service.Service` stops with it) is told, and :meth:`RPCServer.serve` raises it.
@@ -280,7 +281,7 @@ class RPCServer:
             ran = self._running[unique_id] = asyncio.get_running_loop().create_future()
         completed = False
         try:
-            result, failure = await self._dispatch(request, replying=address is not None)
+            result, failure = await self._run(request, address)
             completed = True
         except asyncio.CancelledError:
             # Cut off by a stop before the method finished: the message goes back to the queue
@@ -322,6 +323,50 @@ class RPCServer:
             await incoming.ack()
             return True
         return False
+
+    async def _run(
+        self, request: wire.Request, address: tuple[str, str] | None
+    ) -> tuple[object, str | None]:
+        """Dispatch ``request``, sending call-monitor heartbeats to its caller while it runs.
+
+        As oslo: a caller that set ``call_monitor_timeout`` T (``_timeout``) gets an ``ending:
+        false`` reply every T/2 seconds (T taken as a whole number, as oslo's ``int()``), none
+        if that is under a second. The heartbeats stop the moment the method returns, before
+        the reply goes out.
+        """
+        timeout = request.call_monitor_timeout
+        interval = int(timeout) / 2 if timeout is not None else 0
+        if address is None or interval < 1:
+            return await self._dispatch(request, replying=address is not None)
+        async with asyncio.TaskGroup() as beside:  # the request's own: it ends with the request
+            heartbeats = beside.create_task(
+                self._send_heartbeats(address, interval, request.method), name="heartbeats"
+            )
+            try:
+                return await self._dispatch(request, replying=True)
+            finally:
+                heartbeats.cancel()
+
+    async def _send_heartbeats(
+        self, address: tuple[str, str], interval: float, method: str
+    ) -> None:
+        """Send an ``ending: false`` reply every ``interval`` seconds until cancelled."""
+        msg_id, reply_to = address
+        while True:
+            await asyncio.sleep(interval)
+            LOG.debug("Sending a call-monitor heartbeat for %s (every %g s)", method, interval)
+            try:
+                body = wire.encode(wire.reply(msg_id, ending=False))
+                await self.transport.send_reply(reply_to, body)
+            except Exception as exc:  # noqa: BLE001 - the caller's own timeout will tell it
+                # oslo stops heartbeating too: the broker or the caller is likely gone.
+                LOG.warning(
+                    "Could not send a call-monitor heartbeat for %s to %r (%r); sending no more",
+                    method,
+                    shorten(reply_to),
+                    exc,
+                )
+                return
 
     async def _dispatch(
         self, request: wire.Request, *, replying: bool

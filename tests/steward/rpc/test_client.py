@@ -1,17 +1,28 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiormq
 import pytest
 
 from steward.config import load_settings, set_settings
 from steward.context import RequestContext, bind
-from steward.errors import InvalidTarget, InvalidTransportURL, MessagingTimeout, RPCVersionCapError
+from steward.errors import (
+    InvalidTarget,
+    InvalidTransportURL,
+    MessageDeliveryFailure,
+    MessageUndeliverable,
+    MessagingTimeout,
+    RPCVersionCapError,
+)
 from steward.rpc import RPCClient, RPCServer, SyncRPCClient, Target, get_transport
 from steward.rpc.transports.base import IncomingMessage, Transport
 from steward.rpc.transports.memory import MemoryTransport
+from steward.rpc.transports.rabbit import RabbitTransport
 
 
 @pytest.fixture
@@ -190,3 +201,176 @@ async def test_a_call_times_out_when_the_broker_cannot_be_reached(url: str) -> N
     assert "127.0.0.1:1" in message
     assert "could not be reached" in message
     assert "secret" not in message
+
+
+# --- oslo's prepare() arguments, retry ------------------------------------------------------------
+
+
+def test_prepare_changes_the_topic_and_keeps_oslos_options() -> None:
+    client = RPCClient(
+        MemoryTransport(), Target("compute", exchange="nova"), retry=3, call_monitor_timeout=5
+    )
+    prepared = client.prepare(topic="conductor", namespace="baseapi", transport_options={"x": 1})
+    assert prepared.target == Target("conductor", exchange="nova", namespace="baseapi")
+    assert (prepared.retry, prepared.call_monitor_timeout) == (3, 5)
+    assert prepared.transport_options == {"x": 1}
+    assert prepared.prepare(retry=0).retry == 0
+    assert prepared.prepare(retry=-1).retry is None  # oslo: -1 is "for ever" too
+    with pytest.raises(ValueError, match="`retry` must be None or -1"):
+        client.prepare(retry=-2)
+
+
+class FailingSends(MemoryTransport):
+    """A memory transport whose first ``failures`` sends fail to hand the message over."""
+
+    def __init__(self, url: str, failures: int) -> None:
+        super().__init__(url)
+        self.failures = failures
+        self.attempts = 0
+
+    async def send(
+        self,
+        target: Target,
+        body: bytes,
+        *,
+        expiration: float | None = None,
+        confirm: bool = True,
+        call_id: str | None = None,
+    ) -> None:
+        self.attempts += 1
+        if self.failures:
+            self.failures -= 1
+            raise MessageDeliveryFailure("the connection was lost")
+        await super().send(target, body, expiration=expiration, confirm=confirm, call_id=call_id)
+
+
+@pytest.fixture
+def memory_url() -> str:
+    return f"memory://retry-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+async def who(memory_url: str) -> AsyncIterator[RPCServer]:
+    transport = MemoryTransport(memory_url)
+    async with RPCServer(transport, Target("who", "h1"), [Who()]) as server:
+        yield server
+    await transport.close()
+
+
+@pytest.mark.looptime  # the waits between attempts pass on the loop's virtual clock
+@pytest.mark.parametrize(
+    ("retry", "failures", "attempts", "delivered", "waited"),
+    [
+        pytest.param(0, 1, 1, False, 0, id="0-never"),
+        pytest.param(2, 2, 3, True, 1 + 3, id="2-enough"),
+        pytest.param(2, 3, 3, False, 1 + 3, id="2-too-few"),
+        pytest.param(None, 5, 6, True, 1 + 3 + 5 + 7 + 9, id="none-for-ever"),
+        pytest.param(-1, 1, 2, True, 1, id="minus-one-for-ever"),
+    ],
+)
+async def test_retry_counts_sends_that_were_not_handed_over(
+    who: RPCServer,
+    memory_url: str,
+    retry: int | None,
+    failures: int,
+    attempts: int,
+    delivered: bool,
+    waited: float,
+) -> None:
+    transport = FailingSends(memory_url, failures)
+    loop = asyncio.get_running_loop()
+    try:
+        client = RPCClient(transport, Target("who", version="2.5"), retry=retry)
+        start = loop.time()
+        if delivered:
+            await client.cast(RequestContext(), "whoami")
+        else:
+            with pytest.raises(MessageDeliveryFailure, match="the connection was lost"):
+                await client.cast(RequestContext(), "whoami")
+        # Waits as the rabbit transport reconnects: 1 s, then 2 s more per failed attempt.
+        assert loop.time() - start == waited
+        assert transport.attempts == attempts
+    finally:
+        await transport.close()
+
+
+@pytest.mark.looptime
+async def test_a_call_retries_its_request_too(who: RPCServer, memory_url: str) -> None:
+    transport = FailingSends(memory_url, failures=1)
+    try:
+        client = RPCClient(transport, Target("who", version="2.5"), timeout=30)
+        with pytest.raises(MessageDeliveryFailure):
+            await client.prepare(retry=0).call(RequestContext(), "whoami")
+        transport.failures = 1
+        context = RequestContext(user_id="u")
+        reply = await client.prepare(retry=1).call(context, "whoami")
+        assert reply == {"request_id": context.request_id, "user_id": "u"}
+    finally:
+        await transport.close()
+
+
+async def test_a_request_no_server_listens_for_is_never_retried(memory_url: str) -> None:
+    transport = FailingSends(memory_url, failures=0)
+    try:
+        with pytest.raises(MessageUndeliverable):
+            await RPCClient(transport, Target("nobody"), retry=None).cast(None, "x")
+        assert transport.attempts == 1
+    finally:
+        await transport.close()
+
+
+async def test_retry_on_rabbitmq_gives_up_on_a_refused_cast(
+    rabbit_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    topic = f"retry_{uuid.uuid4().hex[:12]}"
+    settings = load_settings(
+        overrides={"rabbit_retry_interval": "0.01", "rabbit_retry_backoff": "0"}
+    )
+    transport = get_transport(rabbit_url, settings=settings)
+    assert isinstance(transport, RabbitTransport)
+    connection = await aiormq.connect(rabbit_url)
+    try:
+        # A queue that refuses every message: the broker nacks the cast routed to it.
+        channel = await connection.channel()
+        await channel.exchange_declare("openstack", exchange_type="topic")
+        await channel.queue_declare(
+            f"{topic}.full",
+            exclusive=True,
+            arguments={"x-max-length": 0, "x-overflow": "reject-publish"},
+        )
+        await channel.queue_bind(f"{topic}.full", "openstack", routing_key=f"{topic}.full")
+        client = RPCClient(transport, Target(topic, "full"))
+        with caplog.at_level(logging.WARNING, logger="steward.rpc.client"):
+            with pytest.raises(MessageDeliveryFailure, match="refused"):
+                await client.prepare(retry=0).cast(None, "x")
+            assert "trying again" not in caplog.text
+            with pytest.raises(MessageDeliveryFailure, match="refused"):
+                await client.prepare(retry=2).cast(None, "x")
+        assert caplog.text.count("trying again") == 2
+        assert "(retry 2 of 2)" in caplog.text
+    finally:
+        await connection.close()
+        await transport.close()
+
+
+@pytest.mark.parametrize(
+    "hosts",
+    ["guest:guest@127.0.0.1:5672", "guest:guest@127.0.0.1:1,guest:guest@127.0.0.1:5672"],
+    ids=["one-host", "first-host-down"],
+)
+async def test_a_client_takes_an_oslo_rabbit_url(rabbit_url: str, hosts: str) -> None:
+    vhost = rabbit_url.rsplit("/", 1)[1]
+    server_transport = get_transport(rabbit_url)
+    client_transport = get_transport(f"rabbit://{hosts}/{vhost}")
+    topic = f"url_{uuid.uuid4().hex[:12]}"
+    try:
+        assert isinstance(client_transport, RabbitTransport)
+        assert "guest:***@127.0.0.1" in client_transport.url
+        async with RPCServer(server_transport, Target(topic, "h1"), [Who()]):
+            client = RPCClient(client_transport, Target(topic, version="2.5"), timeout=30)
+            context = RequestContext(user_id="u1")
+            reply = await client.call(context, "whoami")
+        assert reply == {"request_id": context.request_id, "user_id": "u1"}
+    finally:
+        await client_transport.close()
+        await server_transport.close()
