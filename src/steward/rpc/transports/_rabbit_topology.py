@@ -404,7 +404,8 @@ def _differs_in(exc: ChannelPreconditionFailed, argument: str) -> bool:
 def _warn_fallback(entity: Entity, exc: ChannelPreconditionFailed) -> None:
     LOG.warning(
         "%s could not be declared as configured (%s); declaring it non-durable, "
-        "as oslo.messaging does",
+        "as oslo.messaging does (%s decides it)",
         entity.name,
         exc,
+        _option_for("durable", entity),
     )
