@@ -45,7 +45,8 @@ class RabbitSettings(BaseModel):
     )
     quorum_delivery_limit: int = option(
         0,
-        "Deliveries of a message before a quorum queue drops it (x-delivery-limit); 0: no limit.",
+        "Deliveries of a message before a quorum queue drops or dead-letters it "
+        "(x-delivery-limit); 0: no limit.",
         flat="rabbit_quorum_delivery_limit",
         ge=0,
     )
@@ -63,13 +64,14 @@ class RabbitSettings(BaseModel):
     )
     ha_queues: bool = option(
         False,
-        "Declare queues with x-ha-policy: all (mirrored queues before RabbitMQ 3.0).",
+        "Declare queues with x-ha-policy: all (mirrored before RabbitMQ 3.0; since, a policy "
+        "decides).",
         flat="rabbit_ha_queues",
     )
     stream_fanout: bool = option(
         False,
-        "Fanout goes through one stream queue per topic, <topic>_fanout, that every server reads; "
-        "needs transient_quorum_queue.",
+        "Fanout goes through one stream queue per topic, named <topic>_fanout, that every server "
+        "reads; needs rabbit_transient_quorum_queue.",
         flat="rabbit_stream_fanout",
     )
     transient_queues_ttl: int = option(
