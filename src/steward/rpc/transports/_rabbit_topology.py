@@ -173,7 +173,7 @@ class Topology:
         return Exchange(name, "topic", durable=self.durable, auto_delete=self.auto_delete)
 
     def fanout_exchange(self, topic: str) -> Exchange:
-        """``<topic>_fanout``: auto-delete, durable with ``rabbit_transient_quorum_queue``."""
+        """Return ``<topic>_fanout``: auto-delete, durable if ``rabbit_transient_quorum_queue``."""
         return Exchange(
             f"{topic}_fanout",
             "fanout",
