@@ -22,6 +22,16 @@ arrival (``basic.qos`` bounds what it holds: ``prefetch`` per consumer, or
 ``rabbit_qos_prefetch_count`` when set), so a connection or server lost mid-request makes the
 broker deliver the request again (``redelivered``) instead of losing it.
 
+A fanout stream (``rabbit_stream_fanout``: one stream queue ``<topic>_fanout`` that every server
+of the topic reads) is consumed as oslo consumes it, with ``basic.qos`` (a stream requires it) and
+an ``x-stream-offset``; two things differ. A listener starts at ``next``, the messages sent after
+it began to consume (oslo starts at ``last``, which hands a starting server the fanout casts in
+the stream's last chunk, sent before it started), and after a lost connection it goes on from
+the offset after the last message its handler was given (oslo: after the last delivered, so
+what was delivered on the lost channel but not yet handled is lost). A stream cannot requeue or
+reject a message (RabbitMQ closes the connection on a ``basic.nack``): both are acknowledgements
+there, and the message stays in the stream for the other listeners.
+
 The transport is three modules, each one concern: this one (the Transport protocol: publishing,
 consumers, settling), ``_rabbit_topology`` (oslo's names and flags) and ``_rabbit_connection``
 (reconnection, and the aiormq internals the publishers rely on).
@@ -71,6 +81,9 @@ __all__ = ["RabbitTransport"]
 LOG = logging.getLogger(__name__)
 
 _NO_EXPIRATION = properties()
+
+# Where a listener starts reading a fanout stream: what is published after it consumes.
+_STREAM_START = "next"
 
 
 class RabbitTransport(BaseTransport):
@@ -282,6 +295,9 @@ class _Consumption:
         self._prefetch = prefetch
         self._no_ack = no_ack
         self._tags: list[str] = []
+        # Streams: the offset each is read from next, and the consumer tag of each (this channel).
+        self._offsets: dict[str, int | str] = {q.name: _STREAM_START for q in queues if q.stream}
+        self._streams: dict[str, str] = {}
         self._broker_cancelled: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -338,26 +354,56 @@ class _Consumption:
         connection = await self._transport.connector.connection()
         await declare(connection, self.queues)
         channel = typing.cast("aiormq.Channel", await connection.channel(publisher_confirms=False))
+        # A stream refuses a consumer without a prefetch count (PRECONDITION_FAILED).
+        prefetch = max(self._prefetch, 1) if self._offsets else self._prefetch
         try:
-            if self._prefetch > 0:
-                await channel.basic_qos(prefetch_count=self._prefetch)
+            if prefetch > 0:
+                await channel.basic_qos(prefetch_count=prefetch)
             self._broker_cancelled = asyncio.get_running_loop().create_future()
             channel.on_consumer_cancel_callbacks.add(self._on_broker_cancel)
-            tags = []
+            tags, streams = [], {}
             for name in dict.fromkeys(queue.name for queue in self.queues):  # a pool: once
-                ok = await channel.basic_consume(name, self._on_message, no_ack=self._no_ack)
+                offset = self._offsets.get(name)
+                ok = await channel.basic_consume(
+                    name,
+                    self._on_message,
+                    no_ack=self._no_ack,
+                    arguments=None if offset is None else {"x-stream-offset": offset},
+                )
                 tags.append(str(ok.consumer_tag))
+                if offset is not None:
+                    streams[str(ok.consumer_tag)] = name
         except BaseException:
             if not channel.is_closed:
                 await channel.close()
             raise
-        self.channel, self._tags = channel, tags
+        self.channel, self._tags, self._streams = channel, tags, streams
         return channel
 
     def _on_broker_cancel(self, frame: Basic.Cancel) -> None:
-        # The queue was deleted under us: declare it again rather than go deaf.
+        # The queue was deleted under us: declare it again rather than go deaf. A stream made
+        # anew has offsets of its own: read it from the start point again.
+        stream = self._streams.get(str(frame.consumer_tag))
+        if stream is not None:
+            self._offsets[stream] = _STREAM_START
         if self._broker_cancelled is not None and not self._broker_cancelled.done():
             self._broker_cancelled.set_result(None)
+
+    def from_stream(self, message: DeliveredMessage) -> bool:
+        """Return whether ``message`` was read from a stream (which cannot requeue it)."""
+        delivery = message.delivery
+        return isinstance(delivery, Basic.Deliver) and str(delivery.consumer_tag) in self._streams
+
+    def handed(self, message: DeliveredMessage) -> None:
+        """Note that ``message`` reached the handler: a stream is read on after it if lost."""
+        delivery = message.delivery
+        if not isinstance(delivery, Basic.Deliver):
+            return
+        stream = self._streams.get(str(delivery.consumer_tag))
+        headers = message.header.properties.headers or {}
+        offset = headers.get("x-stream-offset")  # set by the broker on each stream delivery
+        if stream is not None and isinstance(offset, int):
+            self._offsets[stream] = offset + 1
 
     def _names(self) -> str:
         return ", ".join(queue.name for queue in self.queues)
@@ -399,12 +445,13 @@ class _Incoming(BaseIncoming):
 
     async def _settle(self, how: Settlement) -> None:
         try:
-            await _settle(self._message, how)
+            await self._listener.settle(self._message, how)
         finally:
             await self._listener.settled(self)
 
 
 async def _settle(message: DeliveredMessage, how: Settlement) -> None:
+    """Settle ``message`` on its channel (a message from a stream is only ever acknowledged)."""
     channel, tag = message.channel, message.delivery_tag
     if channel.is_closed or tag is None:
         return  # the broker delivers it again, to whoever consumes the queue next
@@ -458,6 +505,7 @@ class _Listener(BaseListener):
             message = await self._inbox.get()
             if message.channel.is_closed:
                 continue  # delivered on a channel since lost: the broker delivers it again
+            self._consumption.handed(message)
             incoming = _Incoming(self, message)
             self._unsettled.add(incoming)
             try:
@@ -480,9 +528,13 @@ class _Listener(BaseListener):
             pump.cancel()
             await asyncio.wait([pump])
         while not self._inbox.empty():
-            await _settle(self._inbox.get_nowait(), "requeue")
+            await self.settle(self._inbox.get_nowait(), "requeue")
         await self.tasks.aclose()
         await self._close_when_settled()
+
+    async def settle(self, message: DeliveredMessage, how: Settlement) -> None:
+        """Settle ``message``; a stream's is acknowledged whatever ``how`` (it cannot requeue)."""
+        await _settle(message, "ack" if self._consumption.from_stream(message) else how)
 
     async def settled(self, incoming: _Incoming) -> None:
         self._unsettled.discard(incoming)
