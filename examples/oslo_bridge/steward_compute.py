@@ -83,8 +83,11 @@ class ComputeManager(steward.Manager):
         self.notifier.info(context, "compute.instance.power_off.end", {"id": instance_id})
 
     @steward.periodic_task(spacing=60, run_immediately=True)
-    async def report_capacity(self, context: RequestContext) -> None:
-        """Announce the instances this host runs (oslo.service's periodic task, moved)."""
+    async def _report_capacity(self, context: RequestContext) -> None:
+        """Announce the instances this host runs (oslo.service's periodic task, moved).
+
+        Private, as nova names its periodic tasks: a public method would be callable over RPC.
+        """
         self.notifier.info(context, "compute.capacity", {"instances": len(self.instances)})
 
 
