@@ -71,7 +71,12 @@ class MessagingDriver:
         """How many notifications were handed to the broker."""
         self.dropped = 0
         """How many notifications were dropped: too many waiting, or sent after :meth:`aclose`."""
-        self._loop: asyncio.AbstractEventLoop | None = None
+        # The loop the sender runs on: the one the driver is made on, if any, so a first
+        # notification from a thread (a plain def method in the pool) has a loop to go to.
+        try:
+            self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            self._loop = None
         self._queue: asyncio.Queue[tuple[str, bytes]] | None = None
         self._task: asyncio.Task[None] | None = None
         self._closed = False

@@ -162,3 +162,12 @@ def test_the_test_driver_is_shared_by_prepared_copies() -> None:
     notifier.prepare(publisher_id="svc.h2").info(None, "e", {"a": 1})
     assert isinstance(notifier._shared.driver, TestDriver)
     assert [(s.publisher_id, s.priority) for s in notifier.sent] == [("svc.h2", "INFO")]
+
+
+async def test_a_first_notification_from_a_thread_reaches_the_broker(transport: Transport) -> None:
+    # A plain def method (a periodic task, an RPC method in the pool) notifying first: the
+    # driver knows the loop it was made on, so the notification is not dropped.
+    async with Notifier(transport, "vol.h1", driver="messaging", topics=["n"]) as notifier:
+        await asyncio.to_thread(notifier.info, None, "from.a.thread", {})
+    assert notifier.delivered == 1
+    assert getattr(notifier._shared.driver, "dropped", None) == 0
