@@ -40,6 +40,9 @@ LOG = logging.getLogger(__name__)
 
 _UNSET: typing.Any = object()
 
+SEND_ATTEMPT_SECONDS = 10.0
+"""How long one send attempt may wait for the transport when ``retry`` counts attempts."""
+
 
 class RPCClient:
     """Calls and casts to the servers of ``target``'s topic over ``transport``.
@@ -283,9 +286,7 @@ class RPCClient:
         failures = 0
         while True:
             try:
-                await self.transport.send(
-                    self.target, body, expiration=expiration, confirm=confirm, call_id=call_id
-                )
+                await self._send_once(body, expiration=expiration, confirm=confirm, call_id=call_id)
             except MessageUndeliverable:
                 raise
             except MessageDeliveryFailure as exc:
@@ -307,6 +308,28 @@ class RPCClient:
                 await asyncio.sleep(delay)
                 continue
             return
+
+    async def _send_once(
+        self, body: bytes, *, expiration: float | None, confirm: bool, call_id: str | None
+    ) -> None:
+        """One attempt. With a ``retry`` count, an attempt the transport cannot finish (it waits
+        for a broker that is away) fails after SEND_ATTEMPT_SECONDS, as oslo's does: ``retry=0``
+        never waits for a reconnection. With ``retry`` None the transport waits as it must.
+        """  # noqa: D205 - a summary and its condition
+        send = self.transport.send(
+            self.target, body, expiration=expiration, confirm=confirm, call_id=call_id
+        )
+        if self.retry is None:
+            await send
+            return
+        try:
+            async with asyncio.timeout(SEND_ATTEMPT_SECONDS):
+                await send
+        except TimeoutError:
+            raise MessageDeliveryFailure(
+                f"could not hand a message for {_destination(self.target)} to "
+                f"{self.transport.url} within {SEND_ATTEMPT_SECONDS:g} s (is the broker up?)"
+            ) from None
 
     def _context(self, context: RequestContext | None) -> dict[str, typing.Any]:
         values = self.serializer.serialize_context(context)

@@ -20,6 +20,7 @@ from steward.errors import (
     RPCVersionCapError,
 )
 from steward.rpc import RPCClient, RPCServer, SyncRPCClient, Target, get_transport
+from steward.rpc.client import SEND_ATTEMPT_SECONDS
 from steward.rpc.transports.base import IncomingMessage, Transport
 from steward.rpc.transports.memory import MemoryTransport
 from steward.rpc.transports.rabbit import RabbitTransport
@@ -374,3 +375,40 @@ async def test_a_client_takes_an_oslo_rabbit_url(rabbit_url: str, hosts: str) ->
     finally:
         await client_transport.close()
         await server_transport.close()
+
+
+class AwaySends(MemoryTransport):
+    """A memory transport whose sends wait, as a broker transport waits for a broker away."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.attempts = 0
+
+    async def send(
+        self,
+        target: Target,
+        body: bytes,
+        *,
+        expiration: float | None = None,
+        confirm: bool = True,
+        call_id: str | None = None,
+    ) -> None:
+        self.attempts += 1
+        await asyncio.Event().wait()
+
+
+@pytest.mark.looptime  # the attempts' waits pass on the loop's virtual clock
+async def test_a_counted_retry_does_not_wait_for_a_broker_that_is_away(memory_url: str) -> None:
+    transport = AwaySends(memory_url)
+    client = RPCClient(transport, Target("who"), retry=0)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(MessageDeliveryFailure, match=r"within 10 s \(is the broker up\?\)"):
+        async with asyncio.timeout(60):  # virtual: without the bound, the cast waits for ever
+            await client.cast(RequestContext(), "x")
+    assert transport.attempts == 1
+    assert loop.time() - started == pytest.approx(SEND_ATTEMPT_SECONDS)  # virtual time
+    with pytest.raises(MessageDeliveryFailure):
+        await client.prepare(retry=2).cast(RequestContext(), "x")
+    assert transport.attempts == 4
+    await transport.aclose()
