@@ -25,6 +25,7 @@ from concurrent.futures import Executor
 __all__ = [
     "TASK_STATUS_IGNORED",
     "AsyncClosing",
+    "AsyncStarting",
     "TaskGroup",
     "TaskStatus",
     "call_sync_or_async",
@@ -237,8 +238,7 @@ class AsyncClosing:
     """``async with obj:`` closes ``obj`` with its :meth:`aclose` on the way out.
 
     The one definition of the context-manager half of steward's long-lived objects (transports,
-    listeners, notifiers). Objects that also *start* on the way in (a server, a service) write
-    their own ``__aenter__``.
+    listeners, notifiers); :class:`AsyncStarting` also starts on the way in (a server, a service).
     """
 
     async def aclose(self) -> None:
@@ -255,3 +255,18 @@ class AsyncClosing:
         tb: types.TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+class AsyncStarting(AsyncClosing):
+    """``async with obj:`` starts ``obj`` (its :meth:`start`) and closes it on the way out.
+
+    The context-manager half of what serves: an RPC server, a service, a notification listener.
+    """
+
+    async def start(self) -> None:
+        """Start serving (each subclass's own)."""
+        raise NotImplementedError
+
+    async def __aenter__(self) -> typing.Self:
+        await self.start()
+        return self

@@ -39,13 +39,12 @@ import asyncio
 import logging
 import os
 import random
-import types
 import typing
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 from steward import config
-from steward._aio import TASK_STATUS_IGNORED, TaskGroup, TaskStatus
+from steward._aio import TASK_STATUS_IGNORED, AsyncStarting, TaskGroup, TaskStatus
 from steward.clock import Clock, SystemClock
 from steward.context import RequestContext, get_admin_context
 from steward.db import Database
@@ -99,7 +98,7 @@ class BaseRPCAPI:
         return self._report()
 
 
-class Service:
+class Service(AsyncStarting):
     """Runs ``manager`` as a service on ``topic``. See the module docstring for the lifecycle.
 
     ``binary`` names the service in the registry (default ``"steward-<topic>"``). ``transport``
@@ -301,16 +300,8 @@ class Service:
         finally:
             await self.stop()
 
-    async def __aenter__(self) -> typing.Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: types.TracebackType | None,
-    ) -> None:
+    async def aclose(self) -> None:
+        """Stop (:meth:`stop`): leaving ``async with service:`` does this."""
         await self.stop()
 
     def _crashed(self, exc: BaseException) -> None:

@@ -20,12 +20,11 @@ import asyncio
 import dataclasses
 import logging
 import re
-import types
 import typing
 from collections.abc import Sequence
 from concurrent.futures import Executor
 
-from steward._aio import TaskGroup, call_sync_or_async
+from steward._aio import AsyncStarting, TaskGroup, call_sync_or_async
 from steward.context import bind
 from steward.errors import MalformedMessage
 from steward.notify.base import PRIORITIES
@@ -65,7 +64,7 @@ class NotificationFilter:
         )
 
 
-class NotificationListener:
+class NotificationListener(AsyncStarting):
     r"""Dispatches notifications from ``targets`` to ``endpoints`` by priority.
 
     ``targets`` are :class:`~steward.rpc.Target`\\ s naming topics (``Target("notifications")``).
@@ -147,18 +146,6 @@ class NotificationListener:
             await self.wait()
         finally:
             await self._tasks.aclose()
-
-    async def __aenter__(self) -> typing.Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: types.TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def _on_message(self, incoming: IncomingMessage) -> None:
         # Return at once so the transport can deliver the next message; the group owns the task.

@@ -34,7 +34,6 @@ import contextlib
 import dataclasses
 import logging
 import time
-import types
 import typing
 from collections.abc import Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -42,7 +41,13 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from opentelemetry.trace import SpanKind
 
 from steward import config
-from steward._aio import TASK_STATUS_IGNORED, CrashHandler, TaskGroup, TaskStatus
+from steward._aio import (
+    TASK_STATUS_IGNORED,
+    AsyncStarting,
+    CrashHandler,
+    TaskGroup,
+    TaskStatus,
+)
 from steward.errors import (
     InvalidTarget,
     MalformedMessage,
@@ -94,7 +99,7 @@ class MethodStats:
     buckets: list[int] = dataclasses.field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
 
 
-class RPCServer:
+class RPCServer(AsyncStarting):
     """Serves ``endpoints`` on server ``target`` (a topic and a server name) over ``transport``.
 
     ``executor`` runs plain ``def`` methods (default: a pool of ``executor_thread_pool_size``
@@ -222,18 +227,6 @@ class RPCServer:
             await self.wait(grace_period=self.graceful_shutdown_timeout)
             # Its group hands crashes to _crashed (kept in .failure): closing raises none.
             await self._requests.aclose()
-
-    async def __aenter__(self) -> typing.Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: types.TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def _on_message(self, incoming: IncomingMessage) -> None:
         # Return at once so the transport can deliver the next message; the request is a task
