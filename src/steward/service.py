@@ -277,6 +277,7 @@ class Service(AsyncStarting):
     async def _undo_start(self, *, host_ready: bool) -> None:
         self._stopping = True  # what is undone is stopped: a later stop() has nothing to do
         self._stopped = True
+        self._ended.set()  # and wait() returns
         await self._close(cancel_requests=not host_ready)
         if host_ready:
             # init_host ran: give the manager its chance to release what it took.
@@ -491,15 +492,23 @@ class Service(AsyncStarting):
                         exc_info=True)  # fmt: skip
 
     async def _release_resources(self) -> None:
-        if self._console is not None:
-            await self._console.close()
-            self._console = None
+        # Each release is tried whatever the one before did: a transport that fails to close
+        # must not leave the database engine, the executor and the task group behind.
+        console, self._console = self._console, None
+        releases: list[tuple[str, typing.Callable[[], typing.Awaitable[None]]]] = []
+        if console is not None:
+            releases.append(("the debug console", console.close))
         if self._own_transport:
-            await self.transport.close()
+            releases.append(("its transport", self.transport.aclose))
         if self._notification_transport is not None:
-            await self._notification_transport.close()
+            releases.append(("its notification transport", self._notification_transport.aclose))
         if self._own_registry:
-            await self.registry.db.dispose()
+            releases.append(("its database", self.registry.db.dispose))
+        for what, release in releases:
+            try:
+                await release()
+            except Exception:
+                LOG.exception("%s on %s: could not release %s", self.binary, self.host, what)
         self.executor.shutdown(wait=False)
         await self.tasks.aclose()
 

@@ -17,7 +17,7 @@ from steward import Manager, RequestContext
 from steward._aio import start
 from steward.config import Settings, load_settings
 from steward.db import Database
-from steward.errors import ServiceFailed, TransportClosed
+from steward.errors import ServiceFailed, ServiceStartError, TransportClosed
 from steward.notify.messaging import MessagingDriver
 from steward.registry import Registry
 from steward.rpc import RPCClient, RPCServer, Target, get_transport
@@ -336,3 +336,34 @@ async def test_a_transport_closed_under_a_running_service_fails_it(
     with pytest.raises(ServiceFailed, match="closed while its listener consumed"):
         async with asyncio.timeout(GUARD):
             await service.wait()
+
+
+async def test_a_release_that_fails_does_not_keep_the_others_from_running(
+    registry: Registry, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = Service(Echo(), topic="echo", registry=registry, settings=settings,
+                      clock=FakeClock())  # fmt: skip  # its own transport (memory://)
+    await service.start()
+
+    async def broken() -> None:
+        raise OSError("the broker hung up")
+
+    monkeypatch.setattr(service.transport, "aclose", broken)
+    await service.stop()
+    assert service.tasks.closed  # the group was closed after the failed transport close
+    with pytest.raises(RuntimeError, match="after shutdown"):
+        service.executor.submit(print)
+
+
+async def test_wait_returns_after_a_start_that_failed(
+    transport: Transport, registry: Registry, settings: Settings
+) -> None:
+    class Broken(Echo):
+        def init_host(self, service_ref: object) -> None:
+            raise RuntimeError("no disk")
+
+    service = make_service(transport, registry, settings, manager=Broken())
+    with pytest.raises(ServiceStartError):
+        await service.start()
+    async with asyncio.timeout(GUARD):
+        await service.wait()  # a start undone is a stop: nothing to wait for
