@@ -22,6 +22,7 @@ import pydantic
 
 from steward.objects import VersionedObject
 from steward.objects._fields import Field
+from steward.objects.convert import objects_in
 
 __all__ = [
     "ApiDescription",
@@ -69,7 +70,7 @@ class ApiDescription:
         found: dict[str, type[VersionedObject]] = {}
         for method in self.methods.values():
             for annotation in [*(a for a, _ in method.arguments.values()), method.result]:
-                for obj_cls in _objects_in(annotation):
+                for obj_cls in objects_in(annotation):
                     _collect(obj_cls, found)
         return found
 
@@ -303,7 +304,7 @@ def _schema(annotation: object) -> dict[str, typing.Any]:
     """Return the JSON Schema of a value of ``annotation`` as it travels."""
     if annotation is typing.Any:
         return {}
-    if not _objects_in(annotation):
+    if not objects_in(annotation):
         return _plain_schema(annotation)
     if isinstance(annotation, type):
         return {"$ref": f"#/components/schemas/{_key(annotation)}"}
@@ -375,21 +376,12 @@ def _key(obj_cls: type[VersionedObject]) -> str:
     return f"{obj_cls.OBJ_PROJECT_NAMESPACE}.{obj_cls.obj_name()}"
 
 
-def _objects_in(annotation: object) -> list[type[VersionedObject]]:
-    if isinstance(annotation, type) and issubclass(annotation, VersionedObject):
-        return [annotation]
-    found: list[type[VersionedObject]] = []
-    for arg in typing.get_args(annotation):
-        found.extend(_objects_in(arg))
-    return found
-
-
 def _collect(obj_cls: type[VersionedObject], found: dict[str, type[VersionedObject]]) -> None:
     if _key(obj_cls) in found:
         return
     found[_key(obj_cls)] = obj_cls
     for field in obj_cls.obj_fields.values():
-        for nested in _objects_in(field.annotation):
+        for nested in objects_in(field.annotation):
             _collect(nested, found)
 
 

@@ -13,7 +13,7 @@ import typing
 from steward.errors import UnsupportedObjectError
 from steward.objects.base import VersionedObject, VersionedObjectRegistry
 
-__all__ = ["from_primitives", "holds_objects", "objects_from", "to_primitives"]
+__all__ = ["from_primitives", "holds_objects", "objects_from", "objects_in", "to_primitives"]
 
 
 def to_primitives(
@@ -71,12 +71,19 @@ def _strip(annotation: object) -> object:
     return annotation
 
 
+def objects_in(annotation: object) -> list[type[VersionedObject]]:
+    """Return the versioned object classes ``annotation`` names: itself, or inside it."""
+    if isinstance(annotation, type) and issubclass(annotation, VersionedObject):
+        return [annotation]
+    found: list[type[VersionedObject]] = []
+    for arg in typing.get_args(annotation):
+        found.extend(objects_in(arg))
+    return found
+
+
 def holds_objects(annotation: object) -> bool:
     """Return whether an argument of type ``annotation`` carries versioned objects."""
-    annotation = _strip(annotation)
-    if isinstance(annotation, type):
-        return issubclass(annotation, VersionedObject)
-    return any(holds_objects(arg) for arg in typing.get_args(annotation))
+    return bool(objects_in(annotation))
 
 
 def objects_from(annotation: object, value: object) -> object:
